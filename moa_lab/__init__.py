@@ -1,0 +1,37 @@
+"""moa_lab: see and change how a Mixture-of-Agents reaches its answer.
+
+Run a mixture with ``run`` / ``arun``; every proposer and aggregator call becomes a node of a
+``networkx`` graph (the ``Trace``), saved as JSON under ``traces/`` and cached on disk.
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from moa_lab._cache import CallCache
+from moa_lab._config import Agent, MoAConfig, Price, build_config, load_config, preset
+from moa_lab._engine import arun, run
+from moa_lab._errors import CacheError, CallError, ConfigError, MoaLabError, RunError, TraceError
+from moa_lab._prompts import AGGREGATE_AND_SYNTHESIZE
+from moa_lab._trace import Trace
+
+__all__ = [
+    "AGGREGATE_AND_SYNTHESIZE",
+    "Agent",
+    "CacheError",
+    "CallCache",
+    "CallError",
+    "ConfigError",
+    "MoAConfig",
+    "MoaLabError",
+    "Price",
+    "RunError",
+    "Trace",
+    "TraceError",
+    "__version__",
+    "arun",
+    "build_config",
+    "load_config",
+    "preset",
+    "run",
+]

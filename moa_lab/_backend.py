@@ -1,0 +1,204 @@
+"""The one seam to the network: chat completions through ``openai.AsyncOpenAI``.
+
+Invariant: this is the only module that imports ``openai``. It owns retries (429, 5xx, connection
+errors and timeouts, with exponential backoff, jitter and ``Retry-After``), and it never lets an API
+key reach an error message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import os
+import random
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import openai
+
+from moa_lab._errors import CallError, ConfigError
+
+__all__ = ["Backend", "Completion"]
+
+_SENT_AS_ARGUMENTS = ("temperature", "max_tokens", "top_p", "seed")
+_NO_KEY = "no-key-needed"
+
+
+@dataclass(frozen=True)
+class Completion:
+    """What one successful call returned."""
+
+    text: str
+    finish_reason: str | None
+    usage: dict[str, int] | None
+    served_model: str | None
+    latency: float
+    """Seconds of the attempt that succeeded."""
+    attempts: int = 1
+    """1 plus the number of retries it took."""
+    errors: tuple[str, ...] = field(default=())
+    """The failures that were retried, in order."""
+
+
+class Backend:
+    """Sends chat completions to OpenAI-compatible endpoints, one cached client per endpoint."""
+
+    def __init__(
+        self,
+        *,
+        timeout: float = 120.0,
+        max_retries: int = 4,
+        backoff: float = 0.5,
+        backoff_max: float = 30.0,
+        max_concurrency: int = 16,
+    ):
+        self.timeout = timeout
+        self.max_retries = max_retries
+        self.backoff = backoff
+        self.backoff_max = backoff_max
+        self._limit = asyncio.Semaphore(max_concurrency)
+        self._clients: dict[tuple[str, str | None], openai.AsyncOpenAI] = {}
+
+    @staticmethod
+    def api_key(key_env: str | None) -> str:
+        """The key from the named variable; a clear error when it is named but not set."""
+        if not key_env:
+            return _NO_KEY
+        key = os.environ.get(key_env)
+        if not key:
+            raise ConfigError(
+                f"the environment variable {key_env} is not set; export it with your API key "
+                "(or pass --api-key-env NAME / Agent(api_key_env=...) to use another variable)"
+            )
+        return key
+
+    def _client(self, base_url: str, key_env: str | None) -> openai.AsyncOpenAI:
+        client = self._clients.get((base_url, key_env))
+        if client is None:
+            client = openai.AsyncOpenAI(
+                base_url=base_url,
+                api_key=self.api_key(key_env),
+                max_retries=0,
+                timeout=self.timeout,
+            )
+            self._clients[(base_url, key_env)] = client
+        return client
+
+    async def complete(
+        self,
+        *,
+        model: str,
+        messages: Sequence[dict[str, Any]],
+        params: dict[str, Any],
+        base_url: str,
+        key_env: str | None,
+    ) -> Completion:
+        """One chat completion, retried as configured; raises CallError when it fails for good."""
+        client = self._client(base_url, key_env)
+        arguments = {k: params[k] for k in _SENT_AS_ARGUMENTS if k in params}
+        extra_body = {k: v for k, v in params.items() if k not in _SENT_AS_ARGUMENTS}
+        failures: list[str] = []
+        for attempt in range(self.max_retries + 1):
+            async with self._limit:
+                started = time.perf_counter()
+                try:
+                    response = await client.chat.completions.create(
+                        model=model,
+                        messages=list(messages),
+                        extra_body=extra_body or None,
+                        **arguments,
+                    )
+                except openai.APIStatusError as exc:
+                    error = _status_error(exc, base_url, model, key_env)
+                    retry_after = _retry_after(exc.response.headers)
+                except openai.APIConnectionError as exc:
+                    kind = "timed out" if isinstance(exc, openai.APITimeoutError) else "unreachable"
+                    error = CallError(
+                        f"{base_url} {kind} for {model} ({_scrub(str(exc), key_env)})",
+                        retryable=True,
+                    )
+                    retry_after = None
+                else:
+                    return _completion(response, time.perf_counter() - started, attempt, failures)
+            failures.append(str(error))
+            if not error.retryable or attempt == self.max_retries:
+                if attempt:
+                    raise CallError(
+                        f"{error} (gave up after {attempt + 1} attempts)", status=error.status
+                    )
+                raise error
+            await asyncio.sleep(self._delay(attempt, retry_after))
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _delay(self, attempt: int, retry_after: float | None) -> float:
+        if retry_after is not None:
+            return min(retry_after, self.backoff_max)
+        ceiling = min(self.backoff * 2**attempt, self.backoff_max)
+        return ceiling * random.uniform(0.5, 1.0)
+
+    async def aclose(self) -> None:
+        """Close every HTTP client this backend opened."""
+        clients, self._clients = list(self._clients.values()), {}
+        for client in clients:
+            await client.close()
+
+
+def _completion(response: Any, latency: float, attempt: int, failures: list[str]) -> Completion:
+    choice = response.choices[0] if response.choices else None
+    usage = None
+    if response.usage is not None:
+        usage = {
+            "prompt_tokens": response.usage.prompt_tokens or 0,
+            "completion_tokens": response.usage.completion_tokens or 0,
+            "total_tokens": response.usage.total_tokens or 0,
+        }
+    return Completion(
+        text=(choice.message.content if choice else None) or "",
+        finish_reason=choice.finish_reason if choice else None,
+        usage=usage,
+        served_model=response.model,
+        latency=latency,
+        attempts=attempt + 1,
+        errors=tuple(failures),
+    )
+
+
+def _status_error(
+    exc: openai.APIStatusError, base_url: str, model: str, key_env: str | None
+) -> CallError:
+    status = exc.status_code
+    detail = _scrub(_first_line(exc.message), key_env)
+    retryable = status == 429 or status >= 500
+    return CallError(
+        f"HTTP {status} from {base_url} for {model}: {detail}", status=status, retryable=retryable
+    )
+
+
+def _retry_after(headers: Any) -> float | None:
+    """Seconds a server asked us to wait (``Retry-After-Ms``, ``Retry-After`` seconds or date)."""
+    millis = headers.get("retry-after-ms")
+    if millis:
+        try:
+            return max(float(millis) / 1000, 0.0)
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(float(value), 0.0)
+    except ValueError:
+        when = email.utils.parsedate_to_datetime(value)
+        return max(when.timestamp() - time.time(), 0.0) if when else None
+
+
+def _first_line(text: str, limit: int = 300) -> str:
+    line = (text or "").strip().splitlines()[0] if (text or "").strip() else "no detail"
+    return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
+def _scrub(text: str, key_env: str | None) -> str:
+    key = os.environ.get(key_env) if key_env else None
+    return text.replace(key, "***") if key else text

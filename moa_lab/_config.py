@@ -1,0 +1,374 @@
+"""Run configuration: agents, the layer structure, prompt options and call limits.
+
+Configs are validated pydantic models, built in Python, from a preset, or from a YAML/JSON/TOML file.
+Invariant: a config holds the *name* of the environment variable with an API key, never a key, so a
+config can be written into a trace or a cache key as it is.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlparse
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from moa_lab._errors import ConfigError
+from moa_lab._prompts import AGGREGATE_AND_SYNTHESIZE, DEBATE_TEMPLATE, RANKER_TEMPLATE, REFERENCES
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+__all__ = [
+    "OPENAI_URL",
+    "PRESETS",
+    "TOGETHER_URL",
+    "Agent",
+    "MoAConfig",
+    "Price",
+    "build_config",
+    "load_config",
+    "preset",
+]
+
+OPENAI_URL = "https://api.openai.com/v1"
+TOGETHER_URL = "https://api.together.xyz/v1"
+LOCAL_URL = "local"
+
+#: Hosts whose key variable is well known, so ``Agent(model=..., base_url=TOGETHER_URL)`` just works.
+_KNOWN_KEY_ENVS = {"api.openai.com": "OPENAI_API_KEY", "api.together.xyz": "TOGETHER_API_KEY"}
+
+
+class Price(BaseModel):
+    """Price of a model in US dollars per million tokens."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    input: float = Field(ge=0)
+    """Dollars per million prompt tokens."""
+    output: float = Field(ge=0)
+    """Dollars per million completion tokens."""
+
+
+class Agent(BaseModel):
+    """One model behind an OpenAI-compatible endpoint, with its sampling parameters."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    model: str = Field(min_length=1)
+    """Model name as the endpoint knows it."""
+    base_url: str = OPENAI_URL
+    """OpenAI-compatible base URL (``.../v1``), or ``local`` for the embedded local model."""
+    api_key_env: str | None = None
+    """Name of the environment variable that holds the API key (never the key itself)."""
+    temperature: float | None = Field(default=0.7, ge=0, le=2)
+    """Sampling temperature; None leaves the endpoint's default."""
+    max_tokens: int | None = Field(default=512, gt=0)
+    """Cap on completion tokens; None leaves the endpoint's default."""
+    top_p: float | None = Field(default=None, gt=0, le=1)
+    """Nucleus sampling; None leaves the endpoint's default."""
+    seed: int | None = None
+    """Sampling seed, for endpoints that honour it."""
+    extra: dict[str, Any] = Field(default_factory=dict)
+    """Further request parameters sent as they are (``{"presence_penalty": 0.5}``)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_name(cls, value: Any) -> Any:
+        return {"model": value} if isinstance(value, str) else value
+
+    @field_validator("base_url")
+    @classmethod
+    def _check_url(cls, value: str) -> str:
+        if value == LOCAL_URL or value.startswith(LOCAL_URL + ":"):
+            return value
+        parsed = urlparse(value)
+        if parsed.scheme not in ("http", "https") or not parsed.netloc:
+            raise ValueError(
+                f"{value!r} is not an http(s) URL; give one like https://api.openai.com/v1 "
+                "or 'local' for the embedded model"
+            )
+        return value.rstrip("/")
+
+    @field_validator("extra")
+    @classmethod
+    def _check_extra(cls, value: dict[str, Any]) -> dict[str, Any]:
+        reserved = {"model", "messages", "stream", "n"} & set(value)
+        if reserved:
+            raise ValueError(f"{sorted(reserved)} are set by moa_lab; remove them from extra")
+        return value
+
+    @property
+    def key_env(self) -> str | None:
+        """The variable the key is read from: the one given, else the host's well-known one."""
+        if self.api_key_env:
+            return self.api_key_env
+        return _KNOWN_KEY_ENVS.get(urlparse(self.base_url).hostname or "")
+
+    def params(self) -> dict[str, Any]:
+        """Sampling parameters as they are sent (unset ones left out)."""
+        chosen = {
+            "temperature": self.temperature,
+            "max_tokens": self.max_tokens,
+            "top_p": self.top_p,
+            "seed": self.seed,
+        }
+        return {k: v for k, v in chosen.items() if v is not None} | dict(self.extra)
+
+
+class MoAConfig(BaseModel):
+    """A Mixture-of-Agents: L-1 layers of proposers, then one aggregator in layer L."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    proposers: list[list[Agent]]
+    """Proposers per layer. A flat list is repeated in every proposer layer (``layers - 1`` times)."""
+    aggregator: Agent
+    """The final agent that synthesizes (or, with ``aggregation='rank'``, picks) the answer."""
+    aggregator_template: str = AGGREGATE_AND_SYNTHESIZE
+    """System prompt of the aggregator; ``{references}`` stands for the numbered responses."""
+    proposer_template: str | None = None
+    """System prompt of proposers in layers > 1; None uses ``aggregator_template``."""
+    aggregation: Literal["synthesize", "rank"] = "synthesize"
+    """``rank``: the aggregator replies with a reference number and that reference is the answer."""
+    shuffle_references: bool = False
+    """Shuffle the order of references each call sees (reproducibly, by ``shuffle_seed``)."""
+    shuffle_seed: int = 0
+    """Seed of the reference shuffle."""
+    include_own_previous: bool = True
+    """Whether a proposer of layer i > 1 sees its own answer of layer i-1 among the references."""
+    on_proposer_error: Literal["drop", "fail"] = "drop"
+    """A proposer that fails for good is dropped (the run goes on) or fails the run."""
+    max_concurrency: int = Field(default=16, gt=0)
+    """Cap on calls in flight at once, across the whole run."""
+    timeout: float = Field(default=120.0, gt=0)
+    """Seconds before one HTTP attempt is abandoned (and retried)."""
+    max_retries: int = Field(default=4, ge=0)
+    """Retries of a call after 429, 5xx, connection errors and timeouts."""
+    backoff: float = Field(default=0.5, ge=0)
+    """First retry delay in seconds; doubled each retry, with jitter, capped by ``backoff_max``."""
+    backoff_max: float = Field(default=30.0, ge=0)
+    """Longest delay between retries (a server's Retry-After is honoured up to this)."""
+    prices: dict[str, Price] = Field(default_factory=dict)
+    """Per-model prices that override the built-in table."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _layers(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        layers = data.pop("layers", None)
+        proposers = data.get("proposers")
+        if layers is not None and (not isinstance(layers, int) or layers < 2):
+            raise ValueError(
+                f"layers: must be a whole number >= 2 (L-1 proposer layers and one aggregator), "
+                f"got {layers!r}"
+            )
+        if isinstance(proposers, list) and proposers and not isinstance(proposers[0], list):
+            data["proposers"] = [list(proposers) for _ in range((layers or 2) - 1)]
+        elif isinstance(proposers, list) and layers is not None and len(proposers) != layers - 1:
+            raise ValueError(
+                f"layers: {layers} layers need {layers - 1} proposer layers, "
+                f"but proposers lists {len(proposers)}"
+            )
+        return data
+
+    @field_validator("proposers")
+    @classmethod
+    def _nonempty(cls, value: list[list[Agent]]) -> list[list[Agent]]:
+        if not value or any(not layer for layer in value):
+            raise ValueError("every proposer layer needs at least one agent")
+        return value
+
+    @field_validator("aggregator_template", "proposer_template")
+    @classmethod
+    def _has_references(cls, value: str | None) -> str | None:
+        if value is not None and REFERENCES not in value:
+            raise ValueError(f"the template must contain {REFERENCES} where the responses go")
+        return value
+
+    @property
+    def layers(self) -> int:
+        """Number of layers L, the aggregator's included."""
+        return len(self.proposers) + 1
+
+    def agents(self) -> list[Agent]:
+        """Every agent of the run, proposers layer by layer, then the aggregator."""
+        return [agent for layer in self.proposers for agent in layer] + [self.aggregator]
+
+    def template_for(self, layer: int) -> str:
+        """The reference template used by calls of this (1-based) layer > 1."""
+        if layer >= self.layers:
+            return self.aggregator_template
+        return self.proposer_template or self.aggregator_template
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready data (``layers`` included for readers)."""
+        return {"layers": self.layers, **self.model_dump(mode="json")}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], *, source: str = "config") -> MoAConfig:
+        """Validate plain data; any problem raises ConfigError with one line naming the field."""
+        try:
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            raise ConfigError(_one_line(exc, source)) from None
+
+
+def _one_line(exc: ValidationError, source: str) -> str:
+    errors = exc.errors()
+    first = errors[0]
+    where = ".".join(str(part) for part in first["loc"]) or "(top level)"
+    message = first["msg"].removeprefix("Value error, ")
+    if first["type"] == "extra_forbidden":
+        message = "unknown field; check its spelling against moa_lab.MoAConfig"
+    more = f" (and {len(errors) - 1} more problems)" if len(errors) > 1 else ""
+    return f"{source}: {where}: {message}{more}"
+
+
+def load_config(path: str | Path) -> MoAConfig:
+    """Load a config from a .yaml/.yml, .json or .toml file."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such config file")
+    text = path.read_text(encoding="utf-8")
+    suffix = path.suffix.lower()
+    try:
+        if suffix in (".yaml", ".yml"):
+            data = yaml.safe_load(text)
+        elif suffix == ".json":
+            data = json.loads(text)
+        elif suffix == ".toml":
+            data = tomllib.loads(text)
+        else:
+            raise ConfigError(f"{path}: unknown config format {suffix!r}; use .yaml, .json or .toml")
+    except (yaml.YAMLError, json.JSONDecodeError, tomllib.TOMLDecodeError) as exc:
+        detail = str(exc).splitlines()[0]
+        raise ConfigError(f"{path}: not valid {suffix[1:].upper()}: {detail}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of config fields")
+    return MoAConfig.from_dict(data, source=str(path))
+
+
+# The paper's open models on Together (Wang et al. 2024, Section 3.1).
+_PAPER_PROPOSERS = [
+    "Qwen/Qwen1.5-110B-Chat",
+    "Qwen/Qwen1.5-72B-Chat",
+    "microsoft/WizardLM-2-8x22B",
+    "meta-llama/Llama-3-70b-chat-hf",
+    "mistralai/Mixtral-8x22B-Instruct-v0.1",
+    "databricks/dbrx-instruct",
+]
+
+
+def _together(model: str, **params: Any) -> Agent:
+    return Agent(model=model, base_url=TOGETHER_URL, **params)
+
+
+def _moa() -> MoAConfig:
+    return MoAConfig(
+        proposers=[_together(m) for m in _PAPER_PROPOSERS],
+        aggregator=_together("Qwen/Qwen1.5-110B-Chat"),
+        layers=3,
+    )
+
+
+def _moa_lite() -> MoAConfig:
+    return MoAConfig(
+        proposers=[_together(m) for m in _PAPER_PROPOSERS],
+        aggregator=_together("Qwen/Qwen1.5-72B-Chat"),
+        layers=2,
+    )
+
+
+def _self_moa() -> MoAConfig:
+    # Li et al. 2025, "Rethinking Mixture-of-Agents": one strong model sampled n times.
+    model = "Qwen/Qwen1.5-110B-Chat"
+    return MoAConfig(
+        proposers=[_together(model, temperature=0.7) for _ in range(6)],
+        aggregator=_together(model, temperature=0.7),
+        layers=2,
+    )
+
+
+def _llm_ranker() -> MoAConfig:
+    return _moa_lite().model_copy(update={"aggregator_template": RANKER_TEMPLATE, "aggregation": "rank"})
+
+
+def _debate() -> MoAConfig:
+    agents = [_together(m) for m in _PAPER_PROPOSERS[:3]]
+    return MoAConfig(
+        proposers=agents,
+        aggregator=_together("Qwen/Qwen1.5-110B-Chat"),
+        layers=4,
+        proposer_template=DEBATE_TEMPLATE,
+        include_own_previous=True,
+    )
+
+
+#: Preset name -> factory. Other modules (the local model) register more.
+PRESETS: dict[str, Any] = {
+    "moa": _moa,
+    "moa-lite": _moa_lite,
+    "self-moa": _self_moa,
+    "llm-ranker": _llm_ranker,
+    "debate": _debate,
+}
+
+
+def preset(name: str) -> MoAConfig:
+    """Return a fresh config of a named preset (``moa``, ``moa-lite``, ``self-moa``, ...)."""
+    try:
+        factory = PRESETS[name]
+    except KeyError:
+        raise ConfigError(
+            f"unknown preset {name!r}; choose one of: {', '.join(sorted(PRESETS))}"
+        ) from None
+    return factory()
+
+
+def build_config(
+    *,
+    preset_name: str | None = None,
+    config_file: str | Path | None = None,
+    base_url: str | None = None,
+    api_key_env: str | None = None,
+    proposers: list[str] | None = None,
+    aggregator: str | None = None,
+    layers: int | None = None,
+    temperature: float | None = None,
+    max_tokens: int | None = None,
+    default_preset: str = "moa-lite",
+) -> MoAConfig:
+    """Build a config the way the CLI does: a preset or file, then the overrides on top of it."""
+    if preset_name and config_file:
+        raise ConfigError("give either --preset or --config, not both")
+    base = load_config(config_file) if config_file else preset(preset_name or default_preset)
+    data = base.model_dump()
+    agent_update = {
+        key: value
+        for key, value in {
+            "base_url": base_url,
+            "api_key_env": api_key_env,
+            "temperature": temperature,
+            "max_tokens": max_tokens,
+        }.items()
+        if value is not None
+    }
+    template_agent = dict(data["proposers"][0][0], **agent_update)
+    if proposers:
+        row = [dict(template_agent, model=model) for model in proposers]
+        data["proposers"] = [row for _ in data["proposers"]]
+    if layers is not None:
+        if layers < 2:
+            raise ConfigError(f"--layers: must be >= 2, got {layers}")
+        first = data["proposers"][0]
+        data["proposers"] = [first for _ in range(layers - 1)]
+    if aggregator:
+        data["aggregator"] = dict(data["aggregator"], model=aggregator)
+    data["proposers"] = [[dict(a, **agent_update) for a in row] for row in data["proposers"]]
+    data["aggregator"] = dict(data["aggregator"], **agent_update)
+    return MoAConfig.from_dict(data, source="options")

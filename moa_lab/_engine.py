@@ -1,0 +1,375 @@
+"""The Mixture-of-Agents engine: runs the layers, records every call into a Trace as it finishes.
+
+Layer 1 proposers see the user's messages; every later call sees them plus a system prompt made of a
+template and the numbered responses of the layer before. The proposers of a layer run concurrently.
+
+Invariant: a node enters the trace (and the trace file is rewritten atomically) the moment its call
+finishes, so a run that crashes or is killed keeps every call it finished.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import sys
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import networkx as nx
+from tqdm.auto import tqdm
+
+from moa_lab import __version__
+from moa_lab._backend import Backend
+from moa_lab._cache import CallCache, call_key
+from moa_lab._config import Agent, MoAConfig, preset
+from moa_lab._errors import CallError, ConfigError, RunError
+from moa_lab._pricing import call_cost
+from moa_lab._prompts import order_references, with_references
+from moa_lab._trace import SCHEMA, SCHEMA_VERSION, Trace, default_trace_path, node_id
+
+__all__ = ["DEFAULT_PRESET", "arun", "run", "user_messages"]
+
+#: The preset used when no config is given.
+DEFAULT_PRESET = "moa-lite"
+
+#: Called as ``on_call(trace, node_id)`` each time a call finishes.
+OnCall = Callable[[Trace, str], None]
+
+#: ``local`` base URLs are turned into real endpoints by a resolver the local backend registers.
+_resolvers: dict[str, Callable[[Agent], str]] = {}
+
+
+def register_resolver(scheme: str, resolver: Callable[[Agent], str]) -> None:
+    """Let a base_url like ``local`` or ``local:<path>`` resolve to a live endpoint at run time."""
+    _resolvers[scheme] = resolver
+
+
+def _endpoint(agent: Agent) -> str:
+    scheme = agent.base_url.split(":", 1)[0]
+    if scheme in ("http", "https"):
+        return agent.base_url
+    resolver = _resolvers.get(scheme)
+    if resolver is None:
+        raise ConfigError(
+            f"{agent.model}: base_url {agent.base_url!r} needs the local model support; "
+            "install it with the README's set-up command"
+        )
+    return resolver(agent)
+
+
+def user_messages(prompt: str | Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The user's chat messages: a string becomes one user message."""
+    if isinstance(prompt, str):
+        if not prompt.strip():
+            raise ConfigError("the prompt is empty; give the question to ask the mixture")
+        return [{"role": "user", "content": prompt}]
+    messages = [dict(m) for m in prompt]
+    if not messages or any("role" not in m or "content" not in m for m in messages):
+        raise ConfigError("messages must be a non-empty list of {'role': ..., 'content': ...}")
+    return messages
+
+
+def _prompt_text(messages: list[dict[str, Any]]) -> str:
+    users = [m["content"] for m in messages if m["role"] == "user"]
+    return str(users[-1] if users else messages[-1]["content"])
+
+
+class _Run:
+    """The state of one run: config, trace, cache, backend and progress."""
+
+    def __init__(
+        self,
+        messages: list[dict[str, Any]],
+        config: MoAConfig,
+        *,
+        cache: CallCache | None,
+        trace_path: Path | None,
+        progress: bool,
+        sample: int,
+        on_call: OnCall | None,
+    ):
+        self.messages = messages
+        self.config = config
+        self.cache = cache
+        self.trace_path = trace_path
+        self.sample = sample
+        self.on_call = on_call
+        self.owns_cache = False
+        self.backend = Backend(
+            timeout=config.timeout,
+            max_retries=config.max_retries,
+            backoff=config.backoff,
+            backoff_max=config.backoff_max,
+            max_concurrency=config.max_concurrency,
+        )
+        graph = nx.DiGraph(
+            schema=SCHEMA,
+            schema_version=SCHEMA_VERSION,
+            run_id=uuid.uuid4().hex[:12],
+            created_at=time.time(),
+            finished_at=None,
+            status="running",
+            prompt=_prompt_text(messages),
+            messages=messages,
+            config=config.to_dict(),
+            final=None,
+            sample=sample,
+            moa_lab_version=__version__,
+        )
+        self.trace = Trace(graph)
+        self.replicas: Counter[str] = Counter()
+        self.bar = tqdm(
+            total=len(config.agents()),
+            desc="MoA",
+            unit="call",
+            file=sys.stderr,
+            disable=not progress,
+            leave=False,
+        )
+
+    def _save(self) -> None:
+        if self.trace_path is not None:
+            self.trace.save(self.trace_path)
+
+    async def call(self, layer: int, index: int, agent: Agent, references: list[str], role: str) -> str:
+        """Run one call (or take it from the cache) and record it as node ``L<layer>.<index>``."""
+        graph = self.trace.graph
+        if references:
+            responses = [graph.nodes[n]["response"] for n in references]
+            messages = with_references(self.messages, self.config.template_for(layer), responses)
+        else:
+            messages = [dict(m) for m in self.messages]
+        params = agent.params()
+        identity = call_key(model=agent.model, base_url=agent.base_url, messages=messages, params=params)
+        # Identical calls in one run (Self-MoA samples one prompt n times) stay distinct samples.
+        replicate = self.replicas[identity] + 1000 * self.sample
+        self.replicas[identity] += 1
+        key = call_key(
+            model=agent.model,
+            base_url=agent.base_url,
+            messages=messages,
+            params=params,
+            replicate=replicate,
+        )
+        started = time.time()
+        record: dict[str, Any] = {
+            "role": role,
+            "layer": layer,
+            "index": index,
+            "model": agent.model,
+            "base_url": agent.base_url,
+            "api_key_env": agent.key_env,
+            "params": params,
+            "messages": messages,
+            "replicate": replicate,
+            "cache_key": key,
+            "response": None,
+            "finish_reason": None,
+            "usage": None,
+            "cost": None,
+            "served_model": None,
+            "latency": None,
+            "attempts": 0,
+            "started_at": started,
+            "ended_at": None,
+            "cache_hit": False,
+            "error": None,
+        }
+        hit = self.cache.get(key) if self.cache is not None else None
+        if hit is not None:
+            record.update(
+                response=hit["text"],
+                finish_reason=hit["finish_reason"],
+                usage=hit["usage"],
+                served_model=hit["served_model"],
+                latency=hit["latency"],
+                cache_hit=True,
+            )
+        else:
+            try:
+                done = await self.backend.complete(
+                    model=agent.model,
+                    messages=messages,
+                    params=params,
+                    base_url=_endpoint(agent),
+                    key_env=agent.key_env,
+                )
+            except CallError as exc:
+                record.update(error=str(exc), attempts=self.backend.max_retries + 1)
+            else:
+                record.update(
+                    response=done.text,
+                    finish_reason=done.finish_reason,
+                    usage=done.usage,
+                    served_model=done.served_model,
+                    latency=done.latency,
+                    attempts=done.attempts,
+                    retried_errors=list(done.errors),
+                )
+                if self.cache is not None:
+                    self.cache.set(
+                        key,
+                        {
+                            "text": done.text,
+                            "finish_reason": done.finish_reason,
+                            "usage": done.usage,
+                            "served_model": done.served_model,
+                            "latency": done.latency,
+                        },
+                    )
+        record["ended_at"] = time.time()
+        record["cost"] = call_cost(agent.model, record["usage"], self.config.prices)
+        name = node_id(layer, index)
+        graph.add_node(name, **record)
+        for position, source in enumerate(references, start=1):
+            graph.add_edge(source, name, position=position)
+        self._save()
+        self.bar.update(1)
+        self.bar.set_postfix_str(f"{name} {agent.model}", refresh=False)
+        if self.on_call is not None:
+            self.on_call(self.trace, name)
+        return name
+
+    def references_for(self, layer: int, index: int, previous: list[str]) -> list[str]:
+        """The previous layer's answers this call sees, in the order it sees them."""
+        seen = [
+            n
+            for n in previous
+            if self.config.include_own_previous
+            or layer >= self.config.layers
+            or self.trace.graph.nodes[n]["index"] != index
+        ]
+        return order_references(
+            seen,
+            shuffle=self.config.shuffle_references,
+            seed=self.config.shuffle_seed,
+            salt=node_id(layer, index),
+        )
+
+    async def execute(self) -> Trace:
+        config = self.config
+        for agent in config.agents():  # a missing key or endpoint fails before any call is sent
+            _endpoint(agent)
+            self.backend.api_key(agent.key_env)
+        previous: list[str] = []
+        for layer, agents in enumerate(config.proposers, start=1):
+            names = await asyncio.gather(
+                *[
+                    self.call(
+                        layer, index, agent, self.references_for(layer, index, previous), "proposer"
+                    )
+                    for index, agent in enumerate(agents)
+                ]
+            )
+            failed = [n for n in names if self.trace.graph.nodes[n]["error"]]
+            if failed and config.on_proposer_error == "fail":
+                raise RunError(f"proposer {failed[0]} failed: {self.trace[failed[0]]['error']}")
+            previous = [n for n in names if n not in failed]
+            if not previous:
+                raise RunError(
+                    f"every proposer of layer {layer} failed; first error: "
+                    f"{self.trace[names[0]]['error']}"
+                )
+        last = config.layers
+        name = await self.call(
+            last, 0, config.aggregator, self.references_for(last, 0, previous), "aggregator"
+        )
+        node = self.trace.graph.nodes[name]
+        if node["error"]:
+            raise RunError(f"the aggregator failed: {node['error']}")
+        final = node["response"]
+        if config.aggregation == "rank":
+            picked = _picked_reference(node["response"], len(previous))
+            node["picked"] = None if picked is None else self.trace.references(name)[picked]
+            if picked is not None:
+                final = self.trace[node["picked"]]["response"]
+        self.trace.graph.graph["final"] = final
+        return self.trace
+
+    async def finish(self, status: str) -> None:
+        self.trace.graph.graph.update(status=status, finished_at=time.time())
+        self._save()
+        self.bar.close()
+        await self.backend.aclose()
+        if self.owns_cache and self.cache is not None:
+            self.cache.close()
+
+
+def _picked_reference(text: str, count: int) -> int | None:
+    """The 0-based reference a ranker named (the first number 1..count in its reply)."""
+    for match in re.finditer(r"\d+", text or ""):
+        number = int(match.group())
+        if 1 <= number <= count:
+            return number - 1
+    return None
+
+
+def _resolve_cache(cache: CallCache | str | Path | bool | None) -> CallCache | None:
+    if cache is True:
+        return CallCache()
+    if cache in (False, None):
+        return None
+    return cache if isinstance(cache, CallCache) else CallCache(cache)
+
+
+async def arun(
+    prompt: str | Sequence[dict[str, Any]],
+    config: MoAConfig | str | None = None,
+    *,
+    cache: CallCache | str | Path | bool = True,
+    trace_path: str | Path | bool = True,
+    progress: bool = True,
+    sample: int = 0,
+    on_call: OnCall | None = None,
+) -> Trace:
+    """Run a Mixture-of-Agents on a prompt and return its trace (await it in a notebook).
+
+    ``config`` is a MoAConfig or a preset name. ``cache`` is True (the default directory), False,
+    a directory or a CallCache. ``trace_path`` is True (``traces/<time>-<slug>.json``), False (keep
+    it in memory only) or a path. ``sample`` makes the n-th independent sample of the same run.
+    """
+    config = preset(config or DEFAULT_PRESET) if not isinstance(config, MoAConfig) else config
+    messages = user_messages(prompt)
+    if trace_path is True:
+        path: Path | None = default_trace_path(_prompt_text(messages))
+    else:
+        path = Path(trace_path) if trace_path else None
+    state = _Run(
+        messages,
+        config,
+        cache=_resolve_cache(cache),
+        trace_path=path,
+        progress=progress,
+        sample=sample,
+        on_call=on_call,
+    )
+    state.trace.path = path
+    state.owns_cache = not isinstance(cache, CallCache)
+    try:
+        trace = await state.execute()
+    except RunError as exc:
+        await state.finish("failed")
+        exc.trace = state.trace
+        raise
+    except BaseException:
+        await state.finish("failed")
+        raise
+    await state.finish("complete")
+    return trace
+
+
+def run(
+    prompt: str | Sequence[dict[str, Any]], config: MoAConfig | str | None = None, **options: Any
+) -> Trace:
+    """Blocking ``arun`` for scripts; also works inside a running event loop (Jupyter)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(arun(prompt, config, **options))
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, arun(prompt, config, **options)).result()

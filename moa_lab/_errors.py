@@ -1,0 +1,41 @@
+"""The errors moa_lab raises on purpose.
+
+Every message is one line that says what is wrong and how to fix it; the CLI prints it as is.
+"""
+
+from __future__ import annotations
+
+__all__ = ["CacheError", "CallError", "ConfigError", "MoaLabError", "RunError", "TraceError"]
+
+
+class MoaLabError(Exception):
+    """Base class: anything moa_lab reports to the user as a one-line error."""
+
+
+class ConfigError(MoaLabError, ValueError):
+    """A configuration, preset or CLI option is invalid."""
+
+
+class TraceError(MoaLabError, ValueError):
+    """A trace file is missing, malformed, or from another tool or schema version."""
+
+
+class CacheError(MoaLabError):
+    """The call cache cannot be opened or holds a value that is not ours."""
+
+
+class CallError(MoaLabError):
+    """One model call failed for good (after the retries it was allowed)."""
+
+    def __init__(self, message: str, *, status: int | None = None, retryable: bool = False):
+        super().__init__(message)
+        self.status = status
+        self.retryable = retryable
+
+
+class RunError(MoaLabError):
+    """A run could not finish (for example every proposer of a layer failed)."""
+
+    def __init__(self, message: str, trace: object | None = None):
+        super().__init__(message)
+        self.trace = trace
