@@ -9,6 +9,7 @@ was really sent over HTTP.
 from __future__ import annotations
 
 import json
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -36,6 +37,7 @@ class RecordedRequest:
     path: str
     body: dict[str, Any]
     headers: dict[str, str]
+    """Request headers, names in lower case."""
     received_at: float = field(default_factory=time.time)
 
     @property
@@ -61,7 +63,7 @@ class ChatServer:
         self.models = models or []
         self.requests: list[RecordedRequest] = []
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", port), self._request_class())
+        self._server = _QuietServer(("127.0.0.1", port), self._request_class())
         self._server.daemon_threads = True
         self._thread: threading.Thread | None = None
 
@@ -141,18 +143,28 @@ class ChatServer:
                 except json.JSONDecodeError:
                     self._send(400, _error("request body is not JSON", "invalid_request_error"))
                     return
-                server._record(RecordedRequest(self.path, body, dict(self.headers.items())))
+                headers = {name.lower(): value for name, value in self.headers.items()}
+                server._record(RecordedRequest(self.path, body, headers))
                 if not self.path.rstrip("/").endswith("/chat/completions"):
                     self._send(404, _error(f"no route {self.path}", "not_found"))
                     return
                 try:
                     self._send(200, server.handler(body))
+                except (BrokenPipeError, ConnectionResetError):
+                    return  # the client gave up (a timeout); nobody is left to answer
                 except HTTPReply as reply:
                     self._send(reply.status, _error(reply.message, "moa_lab"), reply.headers)
                 except Exception as exc:  # a handler bug must reach the client as a 500
                     self._send(500, _error(f"{type(exc).__name__}: {exc}", "server_error"))
 
         return _Request
+
+
+class _QuietServer(ThreadingHTTPServer):
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that hangs up mid-answer is normal (timeouts); other errors are printed."""
+        if not isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):
+            super().handle_error(request, client_address)
 
 
 def _error(message: str, kind: str) -> dict[str, Any]:

@@ -226,7 +226,7 @@ class Trace:
             graph = nx.node_link_graph(data, directed=True, multigraph=False, edges="edges")
         except (KeyError, TypeError, nx.NetworkXError) as exc:
             raise TraceError(f"{source}: malformed node-link data ({exc})") from None
-        known = set(graph)
+        known = {node["id"] for node in data["nodes"]}
         for edge in data["edges"]:
             if edge.get("source") not in known or edge.get("target") not in known:
                 raise TraceError(f"{source}: an edge names a node that is not in the trace")
