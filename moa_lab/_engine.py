@@ -3,6 +3,11 @@
 Layer 1 proposers see the user's messages; every later call sees them plus a system prompt made of a
 template and the numbered responses of the layer before. The proposers of a layer run concurrently.
 
+A replay runs through the same code with a ``ReplayBasis``: a call whose request is identical to
+the one its source node sent, and none of whose references were recomputed, takes that node's
+answer instead of being sent. A dry run (``stand_in``) goes through the same code but asks a
+stand-in for each answer, so the plan of a replay is exactly what the replay will do.
+
 Invariant: a node enters the trace (and the trace file is rewritten atomically) the moment its call
 finishes, so a run that crashes or is killed keeps every call it finished.
 """
@@ -14,17 +19,18 @@ import re
 import sys
 import time
 import uuid
-from collections import Counter
-from collections.abc import Callable, Sequence
+from collections import defaultdict
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import networkx as nx
 from tqdm.auto import tqdm
 
 from moa_lab import __version__
-from moa_lab._backend import Backend
+from moa_lab._backend import Backend, Completion
 from moa_lab._cache import CallCache, call_key
 from moa_lab._config import Agent, MoAConfig, preset
 from moa_lab._errors import CallError, ConfigError, RunError
@@ -32,13 +38,50 @@ from moa_lab._pricing import call_cost
 from moa_lab._prompts import order_references, with_references
 from moa_lab._trace import SCHEMA, SCHEMA_VERSION, Trace, default_trace_path, node_id
 
-__all__ = ["DEFAULT_PRESET", "arun", "run", "user_messages"]
+__all__ = [
+    "DEFAULT_PRESET",
+    "ReplayBasis",
+    "StandIn",
+    "arun",
+    "blocking",
+    "call_identity",
+    "execute_run",
+    "run",
+    "user_messages",
+]
 
 #: The preset used when no config is given.
 DEFAULT_PRESET = "moa-lite"
 
 #: Called as ``on_call(trace, node_id)`` each time a call finishes.
 OnCall = Callable[[Trace, str], None]
+
+#: Answers a call in a dry run instead of the backend: ``stand_in(node_id, agent, messages)``.
+StandIn = Callable[[str, Agent, list[dict[str, Any]]], Completion]
+
+
+@dataclass(frozen=True)
+class ReplayBasis:
+    """What a replay starts from: the source trace and how the new run's nodes map onto it."""
+
+    source: Trace
+    """The trace being replayed; its answers are reused wherever the request is unchanged."""
+    origins: Mapping[str, str | None] = field(default_factory=dict)
+    """New node id -> the source node it stands for (None for a proposer the replay added)."""
+    edited: frozenset[str] = frozenset()
+    """New node ids whose own inputs an edit changed (recorded as ``edited``, not ``recomputed``)."""
+    node_messages: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    """New node id -> ``{"system": ..., "user": ...}`` that replace that node's messages."""
+    attrs: Mapping[str, Any] = field(default_factory=dict)
+    """Extra graph attributes of the new trace (its lineage)."""
+
+
+def call_identity(data: Mapping[str, Any]) -> str:
+    """The key of a call without its replicate: equal for requests that are the same request."""
+    return call_key(
+        model=data["model"], base_url=data["base_url"], messages=data["messages"], params=data["params"]
+    )
+
 
 #: ``local`` base URLs are turned into real endpoints by a resolver the local backend registers.
 _resolvers: dict[str, Callable[[Agent], str]] = {}
@@ -92,6 +135,10 @@ class _Run:
         progress: bool,
         sample: int,
         on_call: OnCall | None,
+        basis: ReplayBasis | None = None,
+        stand_in: StandIn | None = None,
+        check: Sequence[Agent] | None = None,
+        run_id: str | None = None,
     ):
         self.messages = messages
         self.config = config
@@ -99,6 +146,10 @@ class _Run:
         self.trace_path = trace_path
         self.sample = sample
         self.on_call = on_call
+        self.basis = basis
+        self.stand_in = stand_in
+        self.check = config.agents() if check is None else list(check)
+        self.node_messages = dict(basis.node_messages) if basis is not None else {}
         self.owns_cache = False
         self.backend = Backend(
             timeout=config.timeout,
@@ -110,7 +161,7 @@ class _Run:
         graph = nx.DiGraph(
             schema=SCHEMA,
             schema_version=SCHEMA_VERSION,
-            run_id=uuid.uuid4().hex[:12],
+            run_id=run_id or uuid.uuid4().hex[:12],
             created_at=time.time(),
             finished_at=None,
             status="running",
@@ -121,8 +172,15 @@ class _Run:
             sample=sample,
             moa_lab_version=__version__,
         )
+        # Replicates a call identity has taken; a replay's new calls never take a source's replicate.
+        self.replicas: defaultdict[str, set[int]] = defaultdict(set)
+        if basis is not None:
+            graph.graph.update(
+                basis.attrs, node_messages={k: dict(v) for k, v in self.node_messages.items()}
+            )
+            for data in basis.source.graph.nodes.values():
+                self.replicas[call_identity(data)].add(data["replicate"])
         self.trace = Trace(graph)
-        self.replicas: Counter[str] = Counter()
         self.bar = tqdm(
             total=len(config.agents()),
             desc="MoA",
@@ -136,19 +194,54 @@ class _Run:
         if self.trace_path is not None:
             self.trace.save(self.trace_path)
 
-    async def call(self, layer: int, index: int, agent: Agent, references: list[str], role: str) -> str:
-        """Run one call (or take it from the cache) and record it as node ``L<layer>.<index>``."""
-        graph = self.trace.graph
+    def messages_for(self, name: str, layer: int, references: list[str]) -> list[dict[str, Any]]:
+        """The messages call ``name`` sends: the user's, the references, then any per-node edits."""
+        responses = [self.trace.graph.nodes[n]["response"] for n in references]
+        edits = self.node_messages.get(name, {})
+        messages = [dict(m) for m in self.messages]
+        if "user" in edits:
+            last = max(i for i, m in enumerate(messages) if m["role"] == "user")
+            messages[last]["content"] = edits["user"]
+        if "system" in edits:
+            # An edited system message replaces the node's whole system prompt, references included.
+            body = messages[1:] if messages[0]["role"] == "system" else messages
+            return with_references(body, edits["system"], responses)
         if references:
-            responses = [graph.nodes[n]["response"] for n in references]
-            messages = with_references(self.messages, self.config.template_for(layer), responses)
-        else:
-            messages = [dict(m) for m in self.messages]
+            return with_references(messages, self.config.template_for(layer), responses)
+        return messages
+
+    def reusable(self, name: str, references: list[str], identity: str) -> dict[str, Any] | None:
+        """The source node a replay may take this call's answer from, if the request is unchanged."""
+        if self.basis is None:
+            return None
+        source = self.basis.source.graph
+        origin = self.basis.origins.get(name)
+        if origin is None or origin not in source:
+            return None
+        if any(self.trace.graph.nodes[n]["lineage"] != "reused" for n in references):
+            return None
+        data = source.nodes[origin]
+        return data if call_identity(data) == identity else None
+
+    def replicate_for(self, identity: str, source: dict[str, Any] | None) -> int:
+        """A reused call keeps its replicate; a new one takes the first this identity has not used."""
+        taken = self.replicas[identity]
+        replicate = source["replicate"] if source is not None else 1000 * self.sample
+        while source is None and replicate in taken:
+            replicate += 1
+        taken.add(replicate)
+        return replicate
+
+    async def call(self, layer: int, index: int, agent: Agent, references: list[str], role: str) -> str:
+        """Run one call (or reuse a source node or cache entry); record it as ``L<layer>.<index>``."""
+        graph = self.trace.graph
+        name = node_id(layer, index)
+        messages = self.messages_for(name, layer, references)
         params = agent.params()
         identity = call_key(model=agent.model, base_url=agent.base_url, messages=messages, params=params)
+        reused = self.reusable(name, references, identity)
         # Identical calls in one run (Self-MoA samples one prompt n times) stay distinct samples.
-        replicate = self.replicas[identity] + 1000 * self.sample
-        self.replicas[identity] += 1
+        replicate = self.replicate_for(identity, reused)
         key = call_key(
             model=agent.model,
             base_url=agent.base_url,
@@ -180,8 +273,20 @@ class _Run:
             "cache_hit": False,
             "error": None,
         }
-        hit = self.cache.get(key) if self.cache is not None else None
-        if hit is not None:
+        if self.basis is not None:
+            record["origin"] = self.basis.origins.get(name)
+            record["lineage"] = "edited" if name in self.basis.edited else "recomputed"
+        hit = self.cache.get(key) if self.cache is not None and reused is None else None
+        if reused is not None:
+            # Like a cache hit, a reused node sends nothing: its cost counts as saved, not spent.
+            record.update(
+                {k: reused.get(k) for k in ("response", "finish_reason", "usage", "served_model")},
+                latency=reused.get("latency"),
+                error=reused["error"],
+                cache_hit=True,
+                lineage="reused",
+            )
+        elif hit is not None:
             record.update(
                 response=hit["text"],
                 finish_reason=hit["finish_reason"],
@@ -192,13 +297,16 @@ class _Run:
             )
         else:
             try:
-                done = await self.backend.complete(
-                    model=agent.model,
-                    messages=messages,
-                    params=params,
-                    base_url=_endpoint(agent),
-                    key_env=agent.key_env,
-                )
+                if self.stand_in is not None:
+                    done = self.stand_in(name, agent, messages)
+                else:
+                    done = await self.backend.complete(
+                        model=agent.model,
+                        messages=messages,
+                        params=params,
+                        base_url=_endpoint(agent),
+                        key_env=agent.key_env,
+                    )
             except CallError as exc:
                 record.update(error=str(exc), attempts=self.backend.max_retries + 1)
             else:
@@ -211,7 +319,7 @@ class _Run:
                     attempts=done.attempts,
                     retried_errors=list(done.errors),
                 )
-                if self.cache is not None:
+                if self.cache is not None and self.stand_in is None:
                     self.cache.set(
                         key,
                         {
@@ -224,7 +332,6 @@ class _Run:
                     )
         record["ended_at"] = time.time()
         record["cost"] = call_cost(agent.model, record["usage"], self.config.prices)
-        name = node_id(layer, index)
         graph.add_node(name, **record)
         for position, source in enumerate(references, start=1):
             graph.add_edge(source, name, position=position)
@@ -253,7 +360,8 @@ class _Run:
 
     async def execute(self) -> Trace:
         config = self.config
-        for agent in config.agents():  # a missing key or endpoint fails before any call is sent
+        for agent in self.check if self.stand_in is None else ():
+            # A missing key or endpoint fails before any call is sent.
             _endpoint(agent)
             self.backend.api_key(agent.key_env)
         previous: list[str] = []
@@ -339,16 +447,51 @@ async def arun(
         path: Path | None = default_trace_path(_prompt_text(messages))
     else:
         path = Path(trace_path) if trace_path else None
-    state = _Run(
+    return await execute_run(
         messages,
         config,
-        cache=_resolve_cache(cache),
+        cache=cache,
         trace_path=path,
         progress=progress,
         sample=sample,
         on_call=on_call,
     )
-    state.trace.path = path
+
+
+async def execute_run(
+    messages: list[dict[str, Any]],
+    config: MoAConfig,
+    *,
+    cache: CallCache | str | Path | bool,
+    trace_path: Path | None,
+    progress: bool,
+    sample: int,
+    on_call: OnCall | None,
+    basis: ReplayBasis | None = None,
+    stand_in: StandIn | None = None,
+    check: Sequence[Agent] | None = None,
+    run_id: str | None = None,
+) -> Trace:
+    """The one way a run happens (``arun`` and replays): execute, then finish the trace.
+
+    With ``basis`` unchanged calls are reused from a source trace; with ``stand_in`` nothing is sent
+    and no cache entry is written (a dry run); ``check`` lists the agents whose endpoint and key
+    must be ready before the first call (default: every agent of the config).
+    """
+    state = _Run(
+        messages,
+        config,
+        cache=_resolve_cache(cache),
+        trace_path=trace_path,
+        progress=progress,
+        sample=sample,
+        on_call=on_call,
+        basis=basis,
+        stand_in=stand_in,
+        check=check,
+        run_id=run_id,
+    )
+    state.trace.path = trace_path
     state.owns_cache = not isinstance(cache, CallCache)
     try:
         trace = await state.execute()
@@ -363,13 +506,21 @@ async def arun(
     return trace
 
 
+_T = TypeVar("_T")
+
+
+def blocking(coroutine: Coroutine[Any, Any, _T]) -> _T:
+    """Wait for a coroutine from sync code; also works inside a running event loop (Jupyter)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coroutine)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coroutine).result()
+
+
 def run(
     prompt: str | Sequence[dict[str, Any]], config: MoAConfig | str | None = None, **options: Any
 ) -> Trace:
     """Blocking ``arun`` for scripts; also works inside a running event loop (Jupyter)."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(arun(prompt, config, **options))
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(asyncio.run, arun(prompt, config, **options)).result()
+    return blocking(arun(prompt, config, **options))

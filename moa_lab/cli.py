@@ -45,7 +45,18 @@ def _parser() -> argparse.ArgumentParser:
 
     show_cmd = commands.add_parser("show", help="summarize a trace layer by layer")
     show_cmd.add_argument("trace", metavar="TRACE")
+    show_cmd.set_defaults(handler=_show)
+    run_cmd.set_defaults(handler=_run)
+    for add_command in _command_modules():
+        add_command(commands)
     return parser
+
+
+def _command_modules():
+    """The ``add_command(subparsers)`` functions of the modules that bring their own subcommand."""
+    from moa_lab._replay import add_command as replay
+
+    return [replay]
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -127,9 +138,8 @@ def _show(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``moa-lab``; returns the exit status."""
     args = _parser().parse_args(argv)
-    handlers = {"run": _run, "show": _show}
     try:
-        return handlers[args.command](args)
+        return args.handler(args)
     except RunError as exc:
         path = getattr(exc.trace, "path", None)
         kept = f" (the trace keeps the finished calls: {path})" if path else ""

@@ -14,6 +14,9 @@ def test_public_names_are_pinned():
             "AGGREGATE_AND_SYNTHESIZE", "Agent", "CacheError", "CallCache", "CallError", "ConfigError",
             "MoAConfig", "MoaLabError", "Price", "RunError", "Trace", "TraceError", "__version__",
             "arun", "build_config", "load_config", "preset", "run",
+            # replay (issue 5)
+            "AddProposer", "AggregatorTemplate", "NodeMessage", "NodeParams", "ProposerTemplate",
+            "RemoveProposer", "UserPrompt", "aplan", "areplay", "lineage", "plan", "replay",
         ]
     )
     for name in moa_lab.__all__:
