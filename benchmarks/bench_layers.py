@@ -55,7 +55,9 @@ def main() -> None:
     print(f"{'':<28}{'wall (s)':>10}{'/ critical path':>18}")
     print(f"{'moa_lab.run':<28}{moa:>10.3f}{moa / critical:>18.3f}")
     print(f"{'bare openai asyncio.gather':<28}{bare:>10.3f}{bare / critical:>18.3f}")
-    print(f"goal: moa_lab.run / critical path <= 1.05 -> {'met' if moa / critical <= 1.05 else 'NOT met'}")
+    print(
+        f"goal: moa_lab.run / critical path <= 1.05 -> {'met' if moa / critical <= 1.05 else 'NOT met'}"
+    )
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ import openai
 
 from moa_lab._errors import CallError, ConfigError
 
-__all__ = ["Backend", "Completion"]
+__all__ = ["DEFAULT_POLICY", "Backend", "Completion", "RetryPolicy"]
 
 _SENT_AS_ARGUMENTS = ("temperature", "max_tokens", "top_p", "seed")
 _NO_KEY = "no-key-needed"
@@ -42,22 +42,44 @@ class Completion:
     """The failures that were retried, in order."""
 
 
-class Backend:
-    """Sends chat completions to OpenAI-compatible endpoints, one cached client per endpoint."""
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How long one attempt may take and how failed attempts are retried."""
 
-    def __init__(
-        self,
-        *,
-        timeout: float = 120.0,
-        max_retries: int = 4,
-        backoff: float = 0.5,
-        backoff_max: float = 30.0,
-        max_concurrency: int = 16,
-    ):
-        self.timeout = timeout
-        self.max_retries = max_retries
-        self.backoff = backoff
-        self.backoff_max = backoff_max
+    timeout: float = 120.0
+    """Seconds before one HTTP attempt is abandoned (and retried)."""
+    max_retries: int = 4
+    """Retries after 429, 5xx, connection errors and timeouts."""
+    backoff: float = 0.5
+    """First retry delay in seconds; doubled each retry, with jitter."""
+    backoff_max: float = 30.0
+    """Longest delay between retries (a server's Retry-After is honoured up to this)."""
+
+    @classmethod
+    def of(cls, config: Any) -> RetryPolicy:
+        """The policy a MoAConfig asks for."""
+        return cls(config.timeout, config.max_retries, config.backoff, config.backoff_max)
+
+    def delay(self, attempt: int, retry_after: float | None) -> float:
+        """Seconds to wait before retry number ``attempt + 1``."""
+        if retry_after is not None:
+            return min(retry_after, self.backoff_max)
+        ceiling = min(self.backoff * 2**attempt, self.backoff_max)
+        return ceiling * random.uniform(0.5, 1.0)
+
+
+#: The policy of a call that names none (the MoAConfig defaults).
+DEFAULT_POLICY = RetryPolicy()
+
+
+class Backend:
+    """Sends chat completions to OpenAI-compatible endpoints, one cached client per endpoint.
+
+    One backend may serve many runs at once (an experiment shares one): its cap on calls in flight
+    is then global, and its HTTP clients and connections are reused.
+    """
+
+    def __init__(self, *, max_concurrency: int = 16):
         self._limit = asyncio.Semaphore(max_concurrency)
         self._clients: dict[tuple[str, str | None], openai.AsyncOpenAI] = {}
 
@@ -77,12 +99,7 @@ class Backend:
     def _client(self, base_url: str, key_env: str | None) -> openai.AsyncOpenAI:
         client = self._clients.get((base_url, key_env))
         if client is None:
-            client = openai.AsyncOpenAI(
-                base_url=base_url,
-                api_key=self.api_key(key_env),
-                max_retries=0,
-                timeout=self.timeout,
-            )
+            client = openai.AsyncOpenAI(base_url=base_url, api_key=self.api_key(key_env), max_retries=0)
             self._clients[(base_url, key_env)] = client
         return client
 
@@ -94,13 +111,14 @@ class Backend:
         params: dict[str, Any],
         base_url: str,
         key_env: str | None,
+        policy: RetryPolicy = DEFAULT_POLICY,
     ) -> Completion:
-        """One chat completion, retried as configured; raises CallError when it fails for good."""
+        """One chat completion, retried by the policy; raises CallError when it fails for good."""
         client = self._client(base_url, key_env)
         arguments = {k: params[k] for k in _SENT_AS_ARGUMENTS if k in params}
         extra_body = {k: v for k, v in params.items() if k not in _SENT_AS_ARGUMENTS}
         failures: list[str] = []
-        for attempt in range(self.max_retries + 1):
+        for attempt in range(policy.max_retries + 1):
             async with self._limit:
                 started = time.perf_counter()
                 try:
@@ -108,6 +126,7 @@ class Backend:
                         model=model,
                         messages=list(messages),
                         extra_body=extra_body or None,
+                        timeout=policy.timeout,
                         **arguments,
                     )
                 except openai.APIStatusError as exc:
@@ -123,20 +142,11 @@ class Backend:
                 else:
                     return _completion(response, time.perf_counter() - started, attempt, failures)
             failures.append(str(error))
-            if not error.retryable or attempt == self.max_retries:
-                if attempt:
-                    raise CallError(
-                        f"{error} (gave up after {attempt + 1} attempts)", status=error.status
-                    )
-                raise error
-            await asyncio.sleep(self._delay(attempt, retry_after))
+            if not error.retryable or attempt == policy.max_retries:
+                gave_up = f" (gave up after {attempt + 1} attempts)" if attempt else ""
+                raise CallError(f"{error}{gave_up}", status=error.status, attempts=attempt + 1)
+            await asyncio.sleep(policy.delay(attempt, retry_after))
         raise AssertionError("unreachable")  # pragma: no cover
-
-    def _delay(self, attempt: int, retry_after: float | None) -> float:
-        if retry_after is not None:
-            return min(retry_after, self.backoff_max)
-        ceiling = min(self.backoff * 2**attempt, self.backoff_max)
-        return ceiling * random.uniform(0.5, 1.0)
 
     async def aclose(self) -> None:
         """Close every HTTP client this backend opened."""

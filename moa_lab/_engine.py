@@ -23,6 +23,7 @@ from collections import defaultdict
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -30,7 +31,7 @@ import networkx as nx
 from tqdm.auto import tqdm
 
 from moa_lab import __version__
-from moa_lab._backend import Backend, Completion
+from moa_lab._backend import Backend, Completion, RetryPolicy
 from moa_lab._cache import CallCache, call_key
 from moa_lab._config import Agent, MoAConfig, preset
 from moa_lab._errors import CallError, ConfigError, RunError
@@ -46,6 +47,8 @@ __all__ = [
     "blocking",
     "call_identity",
     "execute_run",
+    "make_call",
+    "resolve_endpoint",
     "run",
     "user_messages",
 ]
@@ -92,7 +95,8 @@ def register_resolver(scheme: str, resolver: Callable[[Agent], str]) -> None:
     _resolvers[scheme] = resolver
 
 
-def _endpoint(agent: Agent) -> str:
+def resolve_endpoint(agent: Agent) -> str:
+    """The live HTTP endpoint of an agent (a ``local`` base URL starts the local model)."""
     scheme = agent.base_url.split(":", 1)[0]
     if scheme in ("http", "https"):
         return agent.base_url
@@ -139,6 +143,7 @@ class _Run:
         stand_in: StandIn | None = None,
         check: Sequence[Agent] | None = None,
         run_id: str | None = None,
+        backend: Backend | None = None,
     ):
         self.messages = messages
         self.config = config
@@ -151,13 +156,9 @@ class _Run:
         self.check = config.agents() if check is None else list(check)
         self.node_messages = dict(basis.node_messages) if basis is not None else {}
         self.owns_cache = False
-        self.backend = Backend(
-            timeout=config.timeout,
-            max_retries=config.max_retries,
-            backoff=config.backoff,
-            backoff_max=config.backoff_max,
-            max_concurrency=config.max_concurrency,
-        )
+        self.owns_backend = backend is None
+        self.backend = backend or Backend(max_concurrency=config.max_concurrency)
+        self.policy = RetryPolicy.of(config)
         graph = nx.DiGraph(
             schema=SCHEMA,
             schema_version=SCHEMA_VERSION,
@@ -242,96 +243,33 @@ class _Run:
         reused = self.reusable(name, references, identity)
         # Identical calls in one run (Self-MoA samples one prompt n times) stay distinct samples.
         replicate = self.replicate_for(identity, reused)
-        key = call_key(
-            model=agent.model,
-            base_url=agent.base_url,
-            messages=messages,
-            params=params,
-            replicate=replicate,
-        )
-        started = time.time()
-        record: dict[str, Any] = {
-            "role": role,
-            "layer": layer,
-            "index": index,
-            "model": agent.model,
-            "base_url": agent.base_url,
-            "api_key_env": agent.key_env,
-            "params": params,
-            "messages": messages,
-            "replicate": replicate,
-            "cache_key": key,
-            "response": None,
-            "finish_reason": None,
-            "usage": None,
-            "cost": None,
-            "served_model": None,
-            "latency": None,
-            "attempts": 0,
-            "started_at": started,
-            "ended_at": None,
-            "cache_hit": False,
-            "error": None,
-        }
-        if self.basis is not None:
-            record["origin"] = self.basis.origins.get(name)
-            record["lineage"] = "edited" if name in self.basis.edited else "recomputed"
-        hit = self.cache.get(key) if self.cache is not None and reused is None else None
         if reused is not None:
             # Like a cache hit, a reused node sends nothing: its cost counts as saved, not spent.
+            record = _blank_record(agent, messages, replicate)
             record.update(
                 {k: reused.get(k) for k in ("response", "finish_reason", "usage", "served_model")},
                 latency=reused.get("latency"),
                 error=reused["error"],
                 cache_hit=True,
-                lineage="reused",
-            )
-        elif hit is not None:
-            record.update(
-                response=hit["text"],
-                finish_reason=hit["finish_reason"],
-                usage=hit["usage"],
-                served_model=hit["served_model"],
-                latency=hit["latency"],
-                cache_hit=True,
+                cost=call_cost(agent.model, reused.get("usage"), self.config.prices),
+                ended_at=time.time(),
             )
         else:
-            try:
-                if self.stand_in is not None:
-                    done = self.stand_in(name, agent, messages)
-                else:
-                    done = await self.backend.complete(
-                        model=agent.model,
-                        messages=messages,
-                        params=params,
-                        base_url=_endpoint(agent),
-                        key_env=agent.key_env,
-                    )
-            except CallError as exc:
-                record.update(error=str(exc), attempts=self.backend.max_retries + 1)
-            else:
-                record.update(
-                    response=done.text,
-                    finish_reason=done.finish_reason,
-                    usage=done.usage,
-                    served_model=done.served_model,
-                    latency=done.latency,
-                    attempts=done.attempts,
-                    retried_errors=list(done.errors),
-                )
-                if self.cache is not None and self.stand_in is None:
-                    self.cache.set(
-                        key,
-                        {
-                            "text": done.text,
-                            "finish_reason": done.finish_reason,
-                            "usage": done.usage,
-                            "served_model": done.served_model,
-                            "latency": done.latency,
-                        },
-                    )
-        record["ended_at"] = time.time()
-        record["cost"] = call_cost(agent.model, record["usage"], self.config.prices)
+            record = await make_call(
+                agent,
+                messages,
+                replicate=replicate,
+                backend=self.backend,
+                policy=self.policy,
+                cache=self.cache,
+                prices=self.config.prices,
+                stand_in=None if self.stand_in is None else partial(self.stand_in, name),
+            )
+        record = {"role": role, "layer": layer, "index": index, **record}
+        if self.basis is not None:
+            record["origin"] = self.basis.origins.get(name)
+            lineage = "edited" if name in self.basis.edited else "recomputed"
+            record["lineage"] = "reused" if reused is not None else lineage
         graph.add_node(name, **record)
         for position, source in enumerate(references, start=1):
             graph.add_edge(source, name, position=position)
@@ -362,7 +300,7 @@ class _Run:
         config = self.config
         for agent in self.check if self.stand_in is None else ():
             # A missing key or endpoint fails before any call is sent.
-            _endpoint(agent)
+            resolve_endpoint(agent)
             self.backend.api_key(agent.key_env)
         previous: list[str] = []
         for layer, agents in enumerate(config.proposers, start=1):
@@ -403,9 +341,105 @@ class _Run:
         self.trace.graph.graph.update(status=status, finished_at=time.time())
         self._save()
         self.bar.close()
-        await self.backend.aclose()
+        if self.owns_backend:
+            await self.backend.aclose()
         if self.owns_cache and self.cache is not None:
             self.cache.close()
+
+
+def _blank_record(agent: Agent, messages: list[dict[str, Any]], replicate: int) -> dict[str, Any]:
+    params = agent.params()
+    key = call_key(
+        model=agent.model, base_url=agent.base_url, messages=messages, params=params, replicate=replicate
+    )
+    return {
+        "model": agent.model,
+        "base_url": agent.base_url,
+        "api_key_env": agent.key_env,
+        "params": params,
+        "messages": messages,
+        "replicate": replicate,
+        "cache_key": key,
+        "response": None,
+        "finish_reason": None,
+        "usage": None,
+        "cost": None,
+        "served_model": None,
+        "latency": None,
+        "attempts": 0,
+        "started_at": time.time(),
+        "ended_at": None,
+        "cache_hit": False,
+        "error": None,
+    }
+
+
+async def make_call(
+    agent: Agent,
+    messages: list[dict[str, Any]],
+    *,
+    replicate: int,
+    backend: Backend,
+    policy: RetryPolicy,
+    cache: CallCache | None,
+    prices: Mapping[str, Any] | None = None,
+    stand_in: Callable[[Agent, list[dict[str, Any]]], Completion] | None = None,
+) -> dict[str, Any]:
+    """One call as the attributes of its trace node: taken from the cache, or sent and cached.
+
+    A failure is recorded in ``error`` (never cached); ``stand_in`` answers instead of the backend
+    and nothing is cached (a dry run).
+    """
+    record = _blank_record(agent, messages, replicate)
+    hit = cache.get(record["cache_key"]) if cache is not None else None
+    if hit is not None:
+        record.update(
+            response=hit["text"],
+            finish_reason=hit["finish_reason"],
+            usage=hit["usage"],
+            served_model=hit["served_model"],
+            latency=hit["latency"],
+            cache_hit=True,
+        )
+    else:
+        try:
+            if stand_in is not None:
+                done = stand_in(agent, messages)
+            else:
+                done = await backend.complete(
+                    model=agent.model,
+                    messages=messages,
+                    params=record["params"],
+                    base_url=resolve_endpoint(agent),
+                    key_env=agent.key_env,
+                    policy=policy,
+                )
+        except CallError as exc:
+            record.update(error=str(exc), attempts=exc.attempts)
+        else:
+            record.update(
+                response=done.text,
+                finish_reason=done.finish_reason,
+                usage=done.usage,
+                served_model=done.served_model,
+                latency=done.latency,
+                attempts=done.attempts,
+                retried_errors=list(done.errors),
+            )
+            if cache is not None and stand_in is None:
+                cache.set(
+                    record["cache_key"],
+                    {
+                        "text": done.text,
+                        "finish_reason": done.finish_reason,
+                        "usage": done.usage,
+                        "served_model": done.served_model,
+                        "latency": done.latency,
+                    },
+                )
+    record["ended_at"] = time.time()
+    record["cost"] = call_cost(agent.model, record["usage"], prices)
+    return record
 
 
 def _picked_reference(text: str, count: int) -> int | None:
@@ -434,12 +468,14 @@ async def arun(
     progress: bool = True,
     sample: int = 0,
     on_call: OnCall | None = None,
+    backend: Backend | None = None,
 ) -> Trace:
     """Run a Mixture-of-Agents on a prompt and return its trace (await it in a notebook).
 
     ``config`` is a MoAConfig or a preset name. ``cache`` is True (the default directory), False,
     a directory or a CallCache. ``trace_path`` is True (``traces/<time>-<slug>.json``), False (keep
     it in memory only) or a path. ``sample`` makes the n-th independent sample of the same run.
+    ``backend`` shares one Backend (its HTTP clients and its cap on calls in flight) across runs.
     """
     config = preset(config or DEFAULT_PRESET) if not isinstance(config, MoAConfig) else config
     messages = user_messages(prompt)
@@ -455,6 +491,7 @@ async def arun(
         progress=progress,
         sample=sample,
         on_call=on_call,
+        backend=backend,
     )
 
 
@@ -471,6 +508,7 @@ async def execute_run(
     stand_in: StandIn | None = None,
     check: Sequence[Agent] | None = None,
     run_id: str | None = None,
+    backend: Backend | None = None,
 ) -> Trace:
     """The one way a run happens (``arun`` and replays): execute, then finish the trace.
 
@@ -490,6 +528,7 @@ async def execute_run(
         stand_in=stand_in,
         check=check,
         run_id=run_id,
+        backend=backend,
     )
     state.trace.path = trace_path
     state.owns_cache = not isinstance(cache, CallCache)

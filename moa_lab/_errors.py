@@ -27,10 +27,13 @@ class CacheError(MoaLabError):
 class CallError(MoaLabError):
     """One model call failed for good (after the retries it was allowed)."""
 
-    def __init__(self, message: str, *, status: int | None = None, retryable: bool = False):
+    def __init__(
+        self, message: str, *, status: int | None = None, retryable: bool = False, attempts: int = 1
+    ):
         super().__init__(message)
         self.status = status
         self.retryable = retryable
+        self.attempts = attempts
 
 
 class RunError(MoaLabError):

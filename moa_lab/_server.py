@@ -161,6 +161,9 @@ class ChatServer:
 
 
 class _QuietServer(ThreadingHTTPServer):
+    # Python's default backlog of 5 resets or stalls bursts of new connections (a 32-wide experiment).
+    request_queue_size = 128
+
     def handle_error(self, request: Any, client_address: Any) -> None:
         """A client that hangs up mid-answer is normal (timeouts); other errors are printed."""
         if not isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):

@@ -193,6 +193,12 @@ class Trace:
             f"{totals['cache_hits']} cached, {totals['errors']} errors; final={answer!r}>"
         )
 
+    def _repr_html_(self) -> str:
+        """Notebook display: a compact summary card (built by ``moa_lab.views``, imported lazily)."""
+        from moa_lab.views import summary_html
+
+        return summary_html(self)
+
     # -- files -------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         """The trace as JSON-ready node-link data."""

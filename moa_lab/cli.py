@@ -55,8 +55,10 @@ def _parser() -> argparse.ArgumentParser:
 def _command_modules():
     """The ``add_command(subparsers)`` functions of the modules that bring their own subcommand."""
     from moa_lab._replay import add_command as replay
+    from moa_lab.experiments import add_command as experiment
+    from moa_lab.views import add_command as view
 
-    return [replay]
+    return [view, replay, experiment]
 
 
 def _run(args: argparse.Namespace) -> int:

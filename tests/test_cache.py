@@ -28,8 +28,12 @@ def test_a_planted_pickle_is_refused_not_loaded(tmp_path):
 
 
 def test_keys_depend_on_what_determines_the_output_only():
-    base = {"model": "m", "base_url": "http://x/v1", "messages": [{"role": "user", "content": "q"}],
-            "params": {"temperature": 0.7}}
+    base = {
+        "model": "m",
+        "base_url": "http://x/v1",
+        "messages": [{"role": "user", "content": "q"}],
+        "params": {"temperature": 0.7},
+    }
     key = call_key(**base)
     assert key.startswith("moa_lab.call.v1:") and len(key) == len("moa_lab.call.v1:") + 64
     assert call_key(**base) == key

@@ -18,8 +18,18 @@ def _fake_args(url):
 
 def test_run_prints_the_answer_on_stdout_and_the_trace_path_on_stderr(fake, tmp_path, capsys):
     out = tmp_path / "run.json"
-    status = main(["run", "Why is the sky blue?", *_fake_args(fake.url), "--layers", "3",
-                   "--trace-out", str(out), "--no-cache"])
+    status = main(
+        [
+            "run",
+            "Why is the sky blue?",
+            *_fake_args(fake.url),
+            "--layers",
+            "3",
+            "--trace-out",
+            str(out),
+            "--no-cache",
+        ]
+    )
     captured = capsys.readouterr()
     trace = Trace.load(out)
     assert status == 0
@@ -45,18 +55,35 @@ def test_failures_are_one_line_and_a_non_zero_status(tmp_path, capsys):
     bad.write_text("proposers: [a]\naggregator: b\nlayer: 3\n")
     assert main(["run", "Hi", "--config", str(bad)]) == 1
     err = capsys.readouterr().err
-    assert err == f"moa-lab: error: {bad}: layer: unknown field; check its spelling against moa_lab.MoAConfig\n"
+    assert (
+        err
+        == f"moa-lab: error: {bad}: layer: unknown field; check its spelling against moa_lab.MoAConfig\n"
+    )
     assert main(["show", str(tmp_path / "nope.json")]) == 1
     assert capsys.readouterr().err.strip().endswith("nope.json: no such trace file")
 
 
 def test_an_unreachable_endpoint_is_one_line(tmp_path, capsys):
-    status = main(["run", "Hi", "--base-url", "http://127.0.0.1:9/v1", "--proposers", "a",
-                   "--aggregator", "b", "--quiet", "--no-cache"])
+    status = main(
+        [
+            "run",
+            "Hi",
+            "--base-url",
+            "http://127.0.0.1:9/v1",
+            "--proposers",
+            "a",
+            "--aggregator",
+            "b",
+            "--quiet",
+            "--no-cache",
+        ]
+    )
     err = capsys.readouterr().err
     assert status == 1 and err.count("\n") == 1
-    assert err.startswith("moa-lab: error: every proposer of layer 1 failed; first error: "
-                          "http://127.0.0.1:9/v1 unreachable")
+    assert err.startswith(
+        "moa-lab: error: every proposer of layer 1 failed; first error: "
+        "http://127.0.0.1:9/v1 unreachable"
+    )
 
 
 def test_show_summarizes_a_trace_layer_by_layer(fake, tmp_path, capsys):
@@ -75,7 +102,10 @@ def test_the_installed_entry_point_runs(fake, tmp_path):
     exe = Path(sys.executable).with_name("moa-lab")
     done = subprocess.run(
         [str(exe), "run", "Why?", *_fake_args(fake.url), "--trace-out", str(out), "--no-cache"],
-        capture_output=True, text=True, timeout=60, env={**os.environ},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ},
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == Trace.load(out).final

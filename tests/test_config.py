@@ -50,7 +50,10 @@ def test_config_round_trips_through_plain_data():
             {"proposers": ["a"], "aggregator": "b", "aggregator_template": "no slot"},
             "aggregator_template: the template must contain {references}",
         ),
-        ({"proposers": [["a"], ["b"]], "aggregator": "c", "layers": 4}, "4 layers need 3 proposer layers"),
+        (
+            {"proposers": [["a"], ["b"]], "aggregator": "c", "layers": 4},
+            "4 layers need 3 proposer layers",
+        ),
     ],
 )
 def test_bad_configs_fail_with_one_line_naming_the_field(data, message):
@@ -64,7 +67,10 @@ def test_bad_configs_fail_with_one_line_naming_the_field(data, message):
     ("name", "text"),
     [
         ("c.yaml", "layers: 3\nproposers: [a, b]\naggregator: {model: c, temperature: 0.2}\n"),
-        ("c.json", '{"layers": 3, "proposers": ["a", "b"], "aggregator": {"model": "c", "temperature": 0.2}}'),
+        (
+            "c.json",
+            '{"layers": 3, "proposers": ["a", "b"], "aggregator": {"model": "c", "temperature": 0.2}}',
+        ),
         ("c.toml", 'layers = 3\nproposers = ["a", "b"]\n[aggregator]\nmodel = "c"\ntemperature = 0.2\n'),
     ],
 )
@@ -105,7 +111,7 @@ def test_cli_overrides_replace_every_layer():
 
 
 def test_unknown_presets_list_the_known_ones():
-    with pytest.raises(ConfigError, match="unknown preset 'moa-max'; choose one of: .*moa-lite"):
+    with pytest.raises(ConfigError, match=r"unknown preset 'moa-max'; choose one of: .*moa-lite"):
         preset("moa-max")
 
 

@@ -144,7 +144,7 @@ def test_on_proposer_error_fail_stops_the_run_and_keeps_the_trace(tmp_path):
     path = tmp_path / "t.json"
     with FakeLLM(broken={"beta": 503}) as server:
         config = fake_config(server.url, max_retries=0, on_proposer_error="fail")
-        with pytest.raises(RunError, match="proposer L1.1 failed: HTTP 503"):
+        with pytest.raises(RunError, match=r"proposer L1\.1 failed: HTTP 503"):
             _run(config, trace_path=path)
         assert not [r for r in server.chat_requests() if r.model == "omega"]
     saved = Trace.load(path)
@@ -228,9 +228,11 @@ def test_no_api_key_reaches_any_file(tmp_path, monkeypatch):
     monkeypatch.setenv("MOA_TEST_KEY", secret)
     with FakeLLM(faults={"alpha": [401]}) as server:
         agents = [Agent(model=m, base_url=server.url, api_key_env="MOA_TEST_KEY") for m in "abc"]
-        config = MoAConfig(proposers=agents + [Agent(model="alpha", base_url=server.url,
-                                                     api_key_env="MOA_TEST_KEY")],
-                           aggregator=agents[0], max_retries=0)
+        config = MoAConfig(
+            proposers=[*agents, Agent(model="alpha", base_url=server.url, api_key_env="MOA_TEST_KEY")],
+            aggregator=agents[0],
+            max_retries=0,
+        )
         _run(config, cache=tmp_path / "cache", trace_path=tmp_path / "trace.json")
         assert server.chat_requests()[0].headers["authorization"] == f"Bearer {secret}"
     leaked = [p for p in tmp_path.rglob("*") if p.is_file() and secret.encode() in p.read_bytes()]
@@ -253,8 +255,11 @@ def test_the_trace_file_is_rewritten_as_each_call_finishes(tmp_path):
     path = tmp_path / "live.json"
     seen = []
     with FakeLLM() as server:
-        _run(fake_config(server.url), trace_path=path,
-             on_call=lambda trace, node: seen.append(len(Trace.load(path))))
+        _run(
+            fake_config(server.url),
+            trace_path=path,
+            on_call=lambda trace, node: seen.append(len(Trace.load(path))),
+        )
     assert seen == [1, 2, 3, 4]
 
 

@@ -11,12 +11,37 @@ import moa_lab
 def test_public_names_are_pinned():
     assert sorted(moa_lab.__all__) == sorted(
         [
-            "AGGREGATE_AND_SYNTHESIZE", "Agent", "CacheError", "CallCache", "CallError", "ConfigError",
-            "MoAConfig", "MoaLabError", "Price", "RunError", "Trace", "TraceError", "__version__",
-            "arun", "build_config", "load_config", "preset", "run",
+            "AGGREGATE_AND_SYNTHESIZE",
+            "Agent",
+            "CacheError",
+            "CallCache",
+            "CallError",
+            "ConfigError",
+            "MoAConfig",
+            "MoaLabError",
+            "Price",
+            "RunError",
+            "Trace",
+            "TraceError",
+            "__version__",
+            "arun",
+            "build_config",
+            "load_config",
+            "preset",
+            "run",
             # replay (issue 5)
-            "AddProposer", "AggregatorTemplate", "NodeMessage", "NodeParams", "ProposerTemplate",
-            "RemoveProposer", "UserPrompt", "aplan", "areplay", "lineage", "plan", "replay",
+            "AddProposer",
+            "AggregatorTemplate",
+            "NodeMessage",
+            "NodeParams",
+            "ProposerTemplate",
+            "RemoveProposer",
+            "UserPrompt",
+            "aplan",
+            "areplay",
+            "lineage",
+            "plan",
+            "replay",
         ]
     )
     for name in moa_lab.__all__:

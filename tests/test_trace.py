@@ -14,8 +14,9 @@ from moa_lab.testing import fake_config
 
 @pytest.fixture
 def trace(fake):
-    return moa_lab.run("What is 2+2?", fake_config(fake.url, layers=3), cache=False,
-                       trace_path=False, progress=False)
+    return moa_lab.run(
+        "What is 2+2?", fake_config(fake.url, layers=3), cache=False, trace_path=False, progress=False
+    )
 
 
 def test_a_trace_round_trips_through_json(trace, tmp_path):
@@ -45,7 +46,10 @@ def test_run_writes_under_traces_by_default(fake, tmp_path):
         ("{not json", "not a JSON trace"),
         ('{"nodes": []}', "not a moa_lab trace (no graph attributes)"),
         ('{"graph": {"schema": "langsmith"}, "nodes": [], "edges": []}', "schema is 'langsmith'"),
-        ('{"graph": {"schema": "moa_lab.trace", "schema_version": 99}}', "schema version 99 is not supported"),
+        (
+            '{"graph": {"schema": "moa_lab.trace", "schema_version": 99}}',
+            "schema version 99 is not supported",
+        ),
     ],
 )
 def test_foreign_or_malformed_files_fail_with_one_line(tmp_path, content, message):

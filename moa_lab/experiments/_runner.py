@@ -1,0 +1,486 @@
+"""The experiment runner: every config on every item, then scores, as one table.
+
+Runs go through the call cache and each (config, item) writes its trace to the run directory as its
+calls finish. Invariant: a run interrupted at any point loses nothing it finished — a re-run loads
+the complete traces, takes finished calls from the cache and sends only the calls that are missing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import math
+import os
+import re
+import sys
+from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from tqdm.auto import tqdm
+
+from moa_lab._backend import Backend, RetryPolicy
+from moa_lab._cache import CallCache, canonical_json
+from moa_lab._config import Agent, MoAConfig
+from moa_lab._engine import arun
+from moa_lab._errors import ConfigError, RunError, TraceError
+from moa_lab._trace import Trace
+from moa_lab.experiments._configs import Candidate, as_candidates
+from moa_lab.experiments._datasets import Dataset, Item, load_dataset
+from moa_lab.experiments._export import alpaca_eval_outputs
+from moa_lab.experiments._scoring import bootstrap_ci, is_correct, judge_messages, parse_verdict
+from moa_lab.experiments._single import acall_alone, endpoint
+
+__all__ = [
+    "EXPERIMENT_DIR_ENV",
+    "REFERENCE",
+    "ExperimentResult",
+    "aexperiment",
+    "experiment",
+    "summarize",
+]
+
+EXPERIMENT_DIR_ENV = "MOA_LAB_EXPERIMENT_DIR"
+#: The baseline name that stands for the dataset's reference outputs (AlpacaEval's ``output``).
+REFERENCE = "reference"
+
+ConfigsArg = Candidate | MoAConfig | str | Iterable[Candidate | MoAConfig | str] | Mapping[str, Any]
+
+
+def _slug(text: str) -> str:
+    """A file name for a config name or item id; distinct texts give distinct names."""
+    slug = re.sub(r"[^A-Za-z0-9_.#-]+", "-", text).strip("-.")
+    if slug == text:
+        return slug
+    return f"{slug or 'item'}-{hashlib.sha256(text.encode()).hexdigest()[:8]}"
+
+
+def _messages(item: Item, system: str | None) -> list[dict[str, Any]]:
+    user = [{"role": "user", "content": item.prompt}]
+    return [{"role": "system", "content": system}, *user] if system else user
+
+
+def _expected_config(candidate: Candidate) -> dict[str, Any]:
+    if candidate.agent is not None:
+        return {"layers": 1, "kind": "single", "agent": candidate.agent.model_dump(mode="json")}
+    return candidate.config.to_dict()
+
+
+def _reusable(path: Path, config: dict[str, Any], messages: list[dict[str, Any]]) -> Trace | None:
+    """A finished trace at ``path`` of exactly this config and these messages, else None."""
+    if not path.is_file():
+        return None
+    try:
+        trace = Trace.load(path)
+    except TraceError:
+        return None
+    same = canonical_json(trace.config) == canonical_json(config)
+    sent = canonical_json(trace.graph.graph.get("messages")) == canonical_json(messages)
+    return trace if trace.status == "complete" and same and sent else None
+
+
+def _critical_latency(trace: Trace) -> float | None:
+    """Seconds along the critical path: the slowest call of each layer, summed (cached calls count)."""
+    total, seen = 0.0, False
+    for layer in range(1, trace.layers + 1):
+        latencies = [trace[n]["latency"] for n in trace.calls(layer) if trace[n]["latency"] is not None]
+        if latencies:
+            total += max(latencies)
+            seen = True
+    return total if seen else None
+
+
+def _row(candidate: Candidate, item: Item, trace: Trace | None, error: str | None) -> dict[str, Any]:
+    nodes = [trace[n] for n in trace.calls()] if trace is not None else []
+    usages = [n["usage"] or {} for n in nodes]
+    costs = [n["cost"] for n in nodes if not n["error"]]
+    output = trace.final if trace is not None and error is None else None
+    prompt_tokens = sum(u.get("prompt_tokens", 0) for u in usages)
+    completion_tokens = sum(u.get("completion_tokens", 0) for u in usages)
+    return {
+        "config": candidate.name,
+        "item": item.id,
+        "layers": candidate.layers,
+        "proposers": candidate.proposers,
+        "status": "failed" if error else "complete",
+        "error": error,
+        "output": output,
+        "answer": item.answer,
+        "correct": is_correct(output, item.answer) if item.answer is not None else None,
+        "length": len(output) if output is not None else None,
+        "calls": len(nodes),
+        "cache_hits": sum(1 for n in nodes if n["cache_hit"]),
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": completion_tokens,
+        "tokens": prompt_tokens + completion_tokens,
+        "cost": None if not costs or any(c is None for c in costs) else sum(costs),
+        "latency": _critical_latency(trace) if trace is not None else None,
+        "trace": str(trace.path) if trace is not None and trace.path else None,
+    }
+
+
+@dataclass
+class ExperimentResult:
+    """What an experiment produced: one row per (config, item), the judge's verdicts, the table."""
+
+    dataset: Dataset
+    candidates: list[Candidate]
+    rows: pd.DataFrame
+    """One row per (config, item): output, correctness, tokens, cost, latency, trace path, win."""
+    judgments: pd.DataFrame
+    """One row per judge call (both orders of every pair); empty when nothing was judged."""
+    baseline: str | None
+    run_dir: Path
+
+    def table(self, *, confidence: float = 0.95) -> pd.DataFrame:
+        """Per config: accuracy and win rate with bootstrap intervals, length, tokens, cost, latency."""
+        return summarize(self.rows, self.candidates, baseline=self.baseline, confidence=confidence)
+
+    def trace(self, config: str, item: str) -> Trace:
+        """The trace of one config on one item."""
+        match = self.rows[(self.rows["config"] == config) & (self.rows["item"] == str(item))]
+        if match.empty or not match["trace"].iloc[0]:
+            raise TraceError(f"no trace of config {config!r} on item {item!r} in this experiment")
+        return Trace.load(match["trace"].iloc[0])
+
+    def alpaca_eval_outputs(self, config: str) -> list[dict[str, str]]:
+        """One config's answers in AlpacaEval's model-outputs format (instruction, output, generator)."""
+        return alpaca_eval_outputs(self, config)
+
+    def __repr__(self) -> str:
+        return (
+            f"<ExperimentResult {self.dataset.name!r}: {len(self.candidates)} configs × "
+            f"{len(self.dataset)} items in {self.run_dir}>\n{self.table().to_string()}"
+        )
+
+    def _repr_html_(self) -> str:
+        return self.table()._repr_html_()
+
+
+def summarize(
+    rows: pd.DataFrame,
+    candidates: Sequence[Candidate],
+    *,
+    baseline: str | None = None,
+    confidence: float = 0.95,
+) -> pd.DataFrame:
+    """The per-config table of an experiment's rows (``config`` is the index, in the given order)."""
+    records = []
+    for candidate in candidates:
+        mine = rows[rows["config"] == candidate.name]
+        record: dict[str, Any] = {
+            "config": candidate.name,
+            "layers": candidate.layers,
+            "proposers": candidate.proposers,
+            "items": len(mine),
+            "failed": int((mine["status"] == "failed").sum()),
+        }
+        if mine["correct"].notna().any():
+            correct = [float(bool(v)) for v in mine["correct"]]
+            record["accuracy"], record["accuracy_low"], record["accuracy_high"] = bootstrap_ci(
+                correct, confidence=confidence
+            )
+        if "win" in mine and candidate.name != baseline and mine["win"].notna().any():
+            record["win_rate"], record["win_low"], record["win_high"] = bootstrap_ci(
+                list(mine["win"]), confidence=confidence
+            )
+        record["mean_length"] = _mean(mine["length"])
+        record["tokens"] = _mean(mine["tokens"])
+        record["cost"] = _mean(mine["cost"]) if mine["cost"].notna().all() and len(mine) else math.nan
+        record["latency"] = _mean(mine["latency"])
+        record["calls"] = _mean(mine["calls"])
+        records.append(record)
+    return pd.DataFrame(records).set_index("config")
+
+
+def _mean(column: pd.Series) -> float:
+    values = pd.to_numeric(column, errors="coerce").dropna()
+    return float(values.mean()) if len(values) else math.nan
+
+
+def _default_run_dir(dataset: Dataset, candidates: list[Candidate], system: str | None) -> Path:
+    identity = canonical_json(
+        {
+            "configs": [c.to_dict() for c in candidates],
+            "items": [[i.id, i.prompt] for i in dataset.items],
+            "system": system,
+        }
+    )
+    digest = hashlib.sha256(identity.encode()).hexdigest()[:10]
+    return Path(os.environ.get(EXPERIMENT_DIR_ENV, "experiments")) / f"{_slug(dataset.name)}-{digest}"
+
+
+def _check_reachable(agents: Iterable[Agent]) -> None:
+    """Fail before any call when a key is missing or an endpoint cannot be resolved."""
+    for agent in agents:
+        endpoint(agent)
+        Backend.api_key(agent.key_env)
+
+
+async def _gather_all(coroutines: list[Any]) -> list[Any]:
+    """Run coroutines concurrently; on any failure or cancellation, cancel the rest and wait for them."""
+    tasks = [asyncio.ensure_future(c) for c in coroutines]
+    try:
+        return await asyncio.gather(*tasks)
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
+
+
+class _Experiment:
+    """The state of one experiment run: where things go, the cache, backends and the limit."""
+
+    def __init__(
+        self, run_dir: Path, cache: CallCache | None, concurrency: int, width: int, progress: bool
+    ):
+        self.run_dir = run_dir
+        self.cache = cache
+        self.limit = asyncio.Semaphore(concurrency)
+        self.concurrency = concurrency
+        self.progress = progress
+        # One backend for every run and call: shared HTTP clients, and a cap on calls in flight that
+        # lets ``concurrency`` runs of the widest layer go at once.
+        self.backend = Backend(max_concurrency=concurrency * width)
+
+    async def close(self) -> None:
+        """Close the HTTP clients this experiment opened."""
+        await self.backend.aclose()
+
+    async def run_one(
+        self, candidate: Candidate, item: Item, system: str | None, bar: tqdm
+    ) -> dict[str, Any]:
+        """Run one config on one item (or load its finished trace) and return its row."""
+        messages = _messages(item, system)
+        path = self.run_dir / "traces" / _slug(candidate.name) / f"{_slug(item.id)}.json"
+        async with self.limit:
+            trace = _reusable(path, _expected_config(candidate), messages)
+            error = None
+            if trace is None and candidate.agent is not None:
+                trace = await acall_alone(
+                    candidate.agent,
+                    messages,
+                    backend=self.backend,
+                    policy=RetryPolicy.of(candidate.config),
+                    cache=self.cache,
+                    trace_path=path,
+                    prices=candidate.config.prices,
+                )
+                error = trace[trace.calls()[0]]["error"]
+            elif trace is None:
+                try:
+                    trace = await arun(
+                        messages,
+                        candidate.config,
+                        cache=self.cache if self.cache is not None else False,
+                        trace_path=path,
+                        progress=False,
+                        backend=self.backend,
+                    )
+                except RunError as exc:
+                    trace, error = exc.trace if isinstance(exc.trace, Trace) else None, str(exc)
+        bar.update(1)
+        bar.set_postfix_str(candidate.name, refresh=False)
+        return _row(candidate, item, trace, error)
+
+    async def judge_one(
+        self, judge: Agent, item: Item, name: str, output: str, baseline_output: str, bar: tqdm
+    ) -> list[dict[str, Any]]:
+        """Both orders of one (candidate, baseline) pair; each judgment row scores the candidate."""
+        rows = []
+        for order, (a, b) in (
+            ("candidate-first", (output, baseline_output)),
+            ("baseline-first", (baseline_output, output)),
+        ):
+            messages = judge_messages(item.prompt, a, b)
+            path = self.run_dir / "judge" / _slug(name) / f"{_slug(item.id)}.{order}.json"
+            config = {"layers": 1, "kind": "judge", "agent": judge.model_dump(mode="json")}
+            async with self.limit:
+                trace = _reusable(path, config, messages) or await acall_alone(
+                    judge,
+                    messages,
+                    backend=self.backend,
+                    cache=self.cache,
+                    trace_path=path,
+                    kind="judge",
+                )
+            verdict = parse_verdict(trace.final)
+            candidate_letter = "A" if order == "candidate-first" else "B"
+            score = 0.5 if verdict in (None, "tie") else float(verdict == candidate_letter)
+            rows.append(
+                {
+                    "config": name,
+                    "item": item.id,
+                    "order": order,
+                    "verdict": verdict,
+                    "score": score,
+                    "error": trace[trace.calls()[0]]["error"],
+                    "trace": str(trace.path),
+                }
+            )
+            bar.update(1)
+        return rows
+
+
+def _open_cache(cache: CallCache | str | Path | bool) -> tuple[CallCache | None, bool]:
+    if cache is True:
+        return CallCache(), True
+    if cache is False or cache is None:
+        return None, False
+    if isinstance(cache, CallCache):
+        return cache, False
+    return CallCache(cache), True
+
+
+def _judge_agent(judge: Agent | MoAConfig | str) -> Agent:
+    if isinstance(judge, MoAConfig):
+        return judge.aggregator
+    return judge if isinstance(judge, Agent) else Agent(model=judge)
+
+
+async def aexperiment(
+    configs: ConfigsArg,
+    dataset: Dataset | str | Path,
+    *,
+    run_dir: str | Path | None = None,
+    cache: CallCache | str | Path | bool = True,
+    concurrency: int = 8,
+    system: str | None = None,
+    judge: Agent | MoAConfig | str | None = None,
+    baseline: str | None = None,
+    limit: int | None = None,
+    progress: bool = True,
+) -> ExperimentResult:
+    """Run every config on every item of a dataset, score the answers and return the results.
+
+    ``configs``: MoAConfigs, preset names, Candidates (``singles(config)``, ``paper_variants(base)``)
+    or a ``{name: config}`` dict. ``concurrency`` caps the (config, item) runs in flight. ``system``
+    is sent as a system message before each item. With a ``judge`` (an Agent, or a config whose
+    aggregator judges), every config is compared pairwise, in both orders, with ``baseline``
+    (default: the first single-model config, else the first config); ``baseline="reference"``
+    compares with the dataset's reference outputs instead, as AlpacaEval does.
+    """
+    candidates = as_candidates(configs)
+    data = dataset if isinstance(dataset, Dataset) else load_dataset(dataset)
+    data = data.head(limit) if limit is not None else data
+    if concurrency < 1:
+        raise ConfigError(f"concurrency: must be >= 1, got {concurrency}")
+    names = [c.name for c in candidates]
+    judge_agent = _judge_agent(judge) if judge is not None else None
+    if judge_agent is not None:
+        default = next((c.name for c in candidates if c.alone is not None), names[0])
+        baseline = baseline or default
+    if baseline == REFERENCE and baseline not in names:
+        if any(item.reference is None for item in data.items):
+            raise ConfigError(
+                f"baseline 'reference': {data.name} has items without a reference 'output'; "
+                "name a config as the baseline instead"
+            )
+    elif baseline is not None and baseline not in names:
+        raise ConfigError(
+            f"baseline {baseline!r} is not one of the configs ({', '.join(names)}) nor 'reference'"
+        )
+    agents = [a for c in candidates for a in ([c.agent] if c.agent else c.config.agents())]
+    _check_reachable(agents + ([judge_agent] if judge_agent else []))
+    directory = Path(run_dir) if run_dir else _default_run_dir(data, candidates, system)
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "experiment.json").write_text(
+        json.dumps(
+            {
+                "dataset": data.name,
+                "items": [i.id for i in data.items],
+                "system": system,
+                "configs": [c.to_dict() for c in candidates],
+                "judge": judge_agent.model_dump(mode="json") if judge_agent else None,
+                "baseline": baseline,
+            },
+            indent=1,
+        ),
+        "utf-8",
+    )
+    store, owns_cache = _open_cache(cache)
+    width = max(max(len(layer) for layer in c.config.proposers) for c in candidates)
+    state = _Experiment(directory, store, concurrency, width, progress)
+    try:
+        bar = tqdm(
+            total=len(candidates) * len(data),
+            desc=f"experiment {data.name}",
+            unit="run",
+            file=sys.stderr,
+            disable=not progress,
+        )
+        # Mixtures first: a single model then finds its answer in the cache from layer 1 of a mixture.
+        found: dict[tuple[str, str], dict[str, Any]] = {}
+        for group in (
+            [c for c in candidates if c.alone is None],
+            [c for c in candidates if c.alone is not None],
+        ):
+            for row in await _gather_all(
+                [state.run_one(c, item, system, bar) for item in data.items for c in group]
+            ):
+                found[row["config"], row["item"]] = row
+        bar.close()
+        frame = pd.DataFrame([found[name, item.id] for name in names for item in data.items])
+        judgments = pd.DataFrame(
+            columns=["config", "item", "order", "verdict", "score", "error", "trace"]
+        )
+        if judge_agent is not None and baseline is not None:
+            judgments = await _judge(state, judge_agent, data, frame, baseline, names)
+            wins = judgments.groupby(["config", "item"])["score"].mean()
+            frame["win"] = [
+                wins.get((c, i), math.nan) for c, i in zip(frame["config"], frame["item"], strict=True)
+            ]
+    finally:
+        await state.close()
+        if owns_cache and store is not None:
+            store.close()
+    result = ExperimentResult(data, candidates, frame, judgments, baseline, directory)
+    frame.to_json(directory / "results.jsonl", orient="records", lines=True, force_ascii=False)
+    result.table().to_csv(directory / "summary.csv")
+    return result
+
+
+async def _judge(
+    state: _Experiment,
+    judge: Agent,
+    data: Dataset,
+    frame: pd.DataFrame,
+    baseline: str,
+    names: list[str],
+) -> pd.DataFrame:
+    outputs = {
+        (c, i): o for c, i, o in zip(frame["config"], frame["item"], frame["output"], strict=True)
+    }
+    jobs = []
+    for item in data.items:
+        if baseline == REFERENCE and baseline not in names:
+            reference = item.reference
+        else:
+            reference = outputs.get((baseline, item.id))
+        for name in names:
+            output = outputs.get((name, item.id))
+            if name == baseline or reference is None or output is None:
+                continue
+            jobs.append((item, name, output, reference))
+    bar = tqdm(
+        total=2 * len(jobs), desc="judge", unit="call", file=sys.stderr, disable=not state.progress
+    )
+    found = await _gather_all([state.judge_one(judge, *job, bar) for job in jobs])
+    bar.close()
+    rows = [row for pair in found for row in pair]
+    return pd.DataFrame(rows, columns=["config", "item", "order", "verdict", "score", "error", "trace"])
+
+
+def experiment(configs: ConfigsArg, dataset: Dataset | str | Path, **options: Any) -> ExperimentResult:
+    """Blocking ``aexperiment`` for scripts; also works inside a running event loop (Jupyter)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(aexperiment(configs, dataset, **options))
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, aexperiment(configs, dataset, **options)).result()

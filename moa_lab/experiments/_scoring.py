@@ -1,0 +1,157 @@
+"""Scoring answers: exact/numeric match for questions, a pairwise LLM judge, bootstrap intervals.
+
+Invariant: the judge sees every pair in both orders and a candidate's score on an item is the mean
+over the two orders (1 win, 0.5 tie or unreadable verdict, 0 loss), so a judge that always prefers
+the first (or second) response scores every candidate exactly 0.5; the model text put into the
+judge prompt is never interpreted (no ``str.format`` on it).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+from fractions import Fraction
+from typing import Literal
+
+import numpy as np
+
+__all__ = [
+    "JUDGE_SYSTEM",
+    "JUDGE_USER",
+    "bootstrap_ci",
+    "extract_answer",
+    "is_correct",
+    "judge_messages",
+    "pareto_front",
+    "parse_verdict",
+]
+
+_NUMBER = r"-?\d[\d,]*(?:\.\d+)?(?:\s*/\s*\d+)?"
+#: Where a stated final answer is looked for first, most explicit first.
+_ANSWER_PATTERNS = [
+    r"\\boxed\{\s*\$?(" + _NUMBER + r")",
+    r"####\s*\$?(" + _NUMBER + r")",
+    r"(?i)(?:final answer|answer)\s*(?:is|:|=)?\s*\**\s*\$?\s*(" + _NUMBER + r")",
+]
+
+
+def _as_number(text: str) -> Fraction | None:
+    cleaned = text.replace(",", "").replace(" ", "")
+    try:
+        if "/" in cleaned:
+            top, bottom = cleaned.split("/")
+            return Fraction(int(top), int(bottom)) if int(bottom) else None
+        return Fraction(cleaned)
+    except (ValueError, ZeroDivisionError):
+        return None
+
+
+def extract_answer(text: str | None) -> str | None:
+    """The answer a response states: ``\\boxed{}``, ``#### n``, ``Answer: n``, else its last number."""
+    if not text:
+        return None
+    for pattern in _ANSWER_PATTERNS:
+        found = re.findall(pattern, text)
+        if found:
+            return found[-1].strip()
+    numbers = re.findall(r"(?<![\w.])" + _NUMBER, text)
+    return numbers[-1].strip() if numbers else None
+
+
+def _normal(text: str) -> str:
+    return " ".join(re.sub(r"[^\w\s.-]", " ", text.lower()).split()).strip(".")
+
+
+def is_correct(response: str | None, answer: str) -> bool:
+    """Whether a response states the answer: numerically equal if both are numbers, else same words."""
+    expected = _as_number(answer)
+    if expected is not None:
+        stated = extract_answer(response)
+        value = _as_number(stated) if stated is not None else None
+        return value is not None and value == expected
+    if not response:
+        return False
+    normal = _normal(answer)
+    lines = [_normal(line) for line in response.strip().splitlines() if line.strip()]
+    return bool(lines) and (lines[-1] == normal or lines[-1].endswith(" " + normal))
+
+
+def bootstrap_ci(
+    values: Sequence[float], *, confidence: float = 0.95, resamples: int = 2000, seed: int = 0
+) -> tuple[float, float, float]:
+    """(mean, low, high): the mean and its percentile bootstrap interval; NaNs for no values."""
+    data = np.asarray([v for v in values if v is not None and not math.isnan(v)], dtype=float)
+    if data.size == 0:
+        return math.nan, math.nan, math.nan
+    rng = np.random.default_rng(seed)
+    means = data[rng.integers(0, data.size, size=(resamples, data.size))].mean(axis=1)
+    tail = (1 - confidence) / 2 * 100
+    low, high = np.percentile(means, [tail, 100 - tail])
+    return float(data.mean()), float(low), float(high)
+
+
+def pareto_front(costs: Sequence[float], qualities: Sequence[float]) -> list[int]:
+    """Indices of the points no other point beats (cost no higher and quality no lower), cheapest first.
+
+    Points with a missing cost or quality are left out.
+    """
+    points = [
+        (c, q, i)
+        for i, (c, q) in enumerate(zip(costs, qualities, strict=True))
+        if c is not None and q is not None and not (math.isnan(c) or math.isnan(q))
+    ]
+    front = []
+    best = -math.inf
+    for _cost, quality, index in sorted(points, key=lambda p: (p[0], -p[1])):
+        if quality > best:
+            front.append(index)
+            best = quality
+    return front
+
+
+#: The judge's instructions (AlpacaEval/MT-Bench style pairwise comparison).
+JUDGE_SYSTEM = (
+    "You are a fair and careful judge. You compare two responses to the same instruction and decide "
+    "which one is better: more helpful, more correct, clearer. The order in which the responses are "
+    "shown and their length must not affect your decision. Reply with one letter only: A if "
+    "Response A is better, B if Response B is better."
+)
+JUDGE_USER = (
+    "[Instruction]\n{instruction}\n\n[Response A]\n{a}\n\n[Response B]\n{b}\n\n"
+    "Which response is better? Reply with A or B."
+)
+
+
+def judge_messages(instruction: str, a: str, b: str) -> list[dict[str, str]]:
+    """The judge's chat messages for one ordered pair."""
+    user = JUDGE_USER
+    # Fill the slots one at a time from a split, so braces in model text are never read as slots.
+    head, rest = user.split("{instruction}")
+    middle, tail = rest.split("{a}")
+    middle2, end = tail.split("{b}")
+    content = head + instruction + middle + a + middle2 + b + end
+    return [{"role": "system", "content": JUDGE_SYSTEM}, {"role": "user", "content": content}]
+
+
+Verdict = Literal["A", "B", "tie"]
+
+
+def parse_verdict(text: str | None) -> Verdict | None:
+    """A, B or tie from a judge's reply; None when it cannot be read."""
+    if not text:
+        return None
+    stripped = text.strip()
+    patterns = [
+        r"^\W*([AB])\W*$",
+        r"(?i)(?:verdict|better response|answer|winner)\s*(?:is|:)?\s*\W*\b([AB])\b",
+        r"\bResponse\s+([AB])\b",
+        r"^\W*([AB])\b",
+    ]
+    for pattern in patterns:
+        match = re.search(pattern, stripped)
+        if match:
+            return match.group(1).upper()  # type: ignore[return-value]
+    if re.search(r"(?i)\b(tie|equally good|both are equal)\b", stripped):
+        return "tie"
+    return None

@@ -1,0 +1,244 @@
+"""HTML panels for one call, one layer, a whole trace, and a word diff; shared by widgets and export.
+
+Plain strings, no plotly and no ipywidgets, so a trace displays in a notebook (``Trace._repr_html_``)
+even without the plotting stack. Invariant: every piece of trace data is escaped (``esc``) before it
+is put into the markup, so model output like ``<script>`` or ``<img onerror=...>`` shows as text.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from moa_lab import _analysis
+from moa_lab._errors import TraceError
+from moa_lab._trace import Trace
+from moa_lab.views._style import CSS, clip, esc, model_colors
+
+__all__ = ["call_html", "check_node", "diff_html", "layer_html", "reuse_line", "summary_html"]
+
+_INS = "background:#dcfce7;color:#14532d;text-decoration:none;border-radius:2px"
+_DEL = "background:#fee2e2;color:#991b1b;text-decoration:line-through;border-radius:2px"
+
+
+def _wrap(body: str, styled: bool) -> str:
+    return f'<div class="moa">{f"<style>{CSS}</style>" if styled else ""}{body}</div>'
+
+
+def diff_html(old: str | None, new: str | None) -> str:
+    """Word-level diff of ``old`` -> ``new`` as escaped HTML: removed words struck red, added green.
+
+    Styles are inline, so the snippet reads the same in any page or widget.
+    """
+    parts = []
+    for op, text in _analysis.word_diff(old, new):
+        if op == "equal":
+            parts.append(esc(text))
+        elif op == "delete":
+            parts.append(f'<del style="{_DEL}">{esc(text)}</del>')
+        else:
+            parts.append(f'<ins style="{_INS}">{esc(text)}</ins>')
+    return f'<span class="moa-diff" style="white-space:pre-wrap">{"".join(parts)}</span>'
+
+
+def check_node(trace: Trace, node: str) -> str:
+    """Return ``node`` if the trace has it, else raise a one-line TraceError listing the calls."""
+    if node not in trace.graph:
+        calls = trace.calls()
+        listed = ", ".join(calls[:8]) + (", …" if len(calls) > 8 else "")
+        raise TraceError(f"no call {node!r} in this trace; its calls are {listed}")
+    return node
+
+
+def _dot(color: str) -> str:
+    return f'<span class="moa-dot" style="background:{esc(color)}"></span>'
+
+
+def _badges(data: dict[str, Any]) -> str:
+    badges = []
+    if data.get("cache_hit"):
+        badges.append('<span class="moa-badge moa-hit">cache hit</span>')
+    if data.get("error"):
+        badges.append('<span class="moa-badge moa-err">error</span>')
+    reason = data.get("finish_reason")
+    if reason not in (None, "stop"):
+        badges.append(f'<span class="moa-badge moa-warn">finish: {esc(reason)}</span>')
+    return "".join(badges)
+
+
+def _tokens(data: dict[str, Any]) -> str:
+    usage = data.get("usage") or {}
+    if not usage:
+        return "–"
+    return f"{usage.get('prompt_tokens', '?')} in / {usage.get('completion_tokens', '?')} out"
+
+
+def _seconds(value: float | None) -> str:
+    return "–" if value is None else f"{value:.2f} s"
+
+
+def _dollars(value: float | None) -> str:
+    return "unknown" if value is None else f"${value:.5f}"
+
+
+def reuse_line(reuse: _analysis.Reuse) -> str:
+    """The four attribution numbers of one edge as a short line (percentages and scores)."""
+    return (
+        f"carried {reuse.carried:.0%} · copied {reuse.copied:.0%} · "
+        f"BLEU {reuse.bleu:.2f} · TF-IDF {reuse.tfidf:.2f}"
+    )
+
+
+def _title(trace: Trace, node: str, colors: dict[str, str]) -> str:
+    data = trace[node]
+    return (
+        f"{_dot(colors.get(data['model'], '#999'))}<b>{esc(node)}</b> "
+        f'<span class="moa-muted">{esc(data["role"])} · </span>{esc(data["model"])}{_badges(data)}'
+    )
+
+
+def call_html(trace: Trace, node: str, *, styled: bool = True) -> str:
+    """Everything about one call: params, usage, timing, error, response, diffs and messages.
+
+    ``styled=False`` (here and in the other panels) leaves out the stylesheet, for a page that
+    includes ``CSS`` once.
+    """
+    check_node(trace, node)
+    data = trace[node]
+    colors = model_colors(trace)
+    start = min(trace[n]["started_at"] for n in trace.graph)
+    ended = data["ended_at"] or data["started_at"]
+    served = data.get("served_model")
+    rows = [
+        ("layer / index", f"{data['layer']} / {data['index']}"),
+        ("params", json.dumps(data.get("params") or {}, sort_keys=True)),
+        ("tokens", _tokens(data)),
+        (
+            "latency",
+            _seconds(data.get("latency")) + (" (recorded when first run)" if data["cache_hit"] else ""),
+        ),
+        (
+            "ran",
+            f"+{data['started_at'] - start:.2f} s → +{ended - start:.2f} s",
+        ),
+        ("attempts", data.get("attempts", "–")),
+        ("cost", _dollars(data.get("cost"))),
+        ("endpoint", data.get("base_url", "–")),
+    ]
+    if served and served != data["model"]:
+        rows.append(("served model", served))
+    if data.get("api_key_env"):
+        rows.append(("key variable", data["api_key_env"]))
+    if data.get("picked"):
+        rows.append(("ranker picked", data["picked"]))
+    table = "".join(f"<tr><th>{esc(k)}</th><td>{esc(v)}</td></tr>" for k, v in rows)
+    parts = [f"<h3>{_title(trace, node, colors)}</h3>", f'<table class="moa-kv">{table}</table>']
+    if data["error"]:
+        parts.append(f'<h4>Error</h4><pre class="moa-error">{esc(data["error"])}</pre>')
+    if data["response"] is not None:
+        parts.append(f"<h4>Response</h4><pre>{esc(data['response'])}</pre>")
+    references = trace.references(node)
+    if references:
+        reuse = _analysis.attribution(trace)
+        parts.append(
+            "<h4>Against each reference</h4>"
+            '<div class="moa-muted">The reference\'s text, with '
+            f'<del style="{_DEL}">words this call did not keep</del> and '
+            f'<ins style="{_INS}">words this call wrote</ins>.</div>'
+        )
+        for position, source in enumerate(references, start=1):
+            src = trace[source]
+            numbers = reuse.get((source, node))
+            line = reuse_line(numbers) if numbers else ""
+            parts.append(
+                f"<details{' open' if position == 1 else ''}><summary>{position}. "
+                f"{_dot(colors.get(src['model'], '#999'))}<b>{esc(source)}</b> {esc(src['model'])} "
+                f'<span class="moa-muted">— {esc(line)}</span></summary>'
+                f"<pre>{diff_html(src['response'], data['response'])}</pre></details>"
+            )
+    messages = data.get("messages") or []
+    shown = "".join(
+        f"<div><b>{esc(m.get('role', '?'))}</b></div><pre>{esc(m.get('content', ''))}</pre>"
+        for m in messages
+    )
+    parts.append(f"<details><summary>Messages sent ({len(messages)})</summary>{shown}</details>")
+    return _wrap(f'<div class="moa-call" data-node="{esc(node)}">{"".join(parts)}</div>', styled)
+
+
+def layer_html(trace: Trace, layer: int, *, styled: bool = True) -> str:
+    """The responses of one layer side by side, one card per call."""
+    nodes = trace.calls(layer)
+    if not nodes:
+        raise TraceError(f"layer {layer} has no calls in this trace (it has layers 1..{trace.layers})")
+    colors = model_colors(trace)
+    cards = []
+    for node in nodes:
+        data = trace[node]
+        references = trace.references(node)
+        read = (
+            f'<div class="moa-muted">read {", ".join(esc(r) for r in references)}</div>'
+            if references
+            else ""
+        )
+        body = (
+            f'<pre class="moa-error">{esc(data["error"])}</pre>'
+            if data["error"]
+            else f"<pre>{esc(data['response'] or '')}</pre>"
+        )
+        cards.append(
+            f'<div class="moa-card" data-node="{esc(node)}" '
+            f'style="border-top-color:{esc(colors.get(data["model"], "#999"))}">'
+            f"<div>{_title(trace, node, colors)}</div>"
+            f'<div class="moa-muted">{esc(_tokens(data))} tokens · '
+            f"{esc(_seconds(data.get('latency')))}</div>"
+            f"{read}{body}</div>"
+        )
+    title = "aggregator" if nodes and trace[nodes[0]]["role"] == "aggregator" else "proposers"
+    return _wrap(f'<h3>Layer {layer} ({title})</h3><div class="moa-grid">{"".join(cards)}</div>', styled)
+
+
+def summary_html(trace: Trace, *, styled: bool = True) -> str:
+    """A compact card for a trace: run, prompt, one row per layer, totals and the final answer."""
+    totals = trace.totals()
+    colors = model_colors(trace)
+    rows = []
+    for layer in range(1, trace.layers + 1):
+        nodes = trace.calls(layer)
+        if not nodes:
+            rows.append(f"<tr><td>{layer}</td><td colspan=4 class='moa-muted'>not run</td></tr>")
+            continue
+        datas = [trace[n] for n in nodes]
+        chips = " ".join(f"{_dot(colors[d['model']])}{esc(d['model'])}" for d in datas)
+        tokens = sum((d["usage"] or {}).get("completion_tokens", 0) for d in datas)
+        slowest = max((d.get("latency") or 0.0) for d in datas)
+        notes = _badges({"cache_hit": any(d["cache_hit"] for d in datas)}) + _badges(
+            {"error": any(d["error"] for d in datas)}
+        )
+        rows.append(
+            f"<tr><td>{layer}</td><td>{chips}</td><td>{tokens}</td>"
+            f"<td>{slowest:.2f} s</td><td>{notes}</td></tr>"
+        )
+    cost = "cost unknown" if totals["cost"] is None else f"${totals['cost']:.4f}"
+    head = (
+        f"<b>MoA trace</b> <span class='moa-muted'>{esc(trace.run_id)}</span> · {esc(trace.status)} · "
+        f"{trace.layers} layers · {totals['calls']} calls · {totals['cache_hits']} cached · "
+        f"{totals['errors']} errors · {totals['prompt_tokens'] + totals['completion_tokens']} tokens · "
+        f"{cost} · {totals['wall_time']:.1f} s"
+    )
+    final = trace.final
+    answer = (
+        f"<details><summary>{esc(clip(final, 240))}</summary><pre>{esc(final)}</pre></details>"
+        if final is not None
+        else "<span class='moa-muted'>(none: the run did not finish)</span>"
+    )
+    table = (
+        "<table class='moa-layers'><tr><th>layer</th><th>calls</th><th>out tokens</th>"
+        f"<th>slowest</th><th></th></tr>{''.join(rows)}</table>"
+    )
+    return _wrap(
+        f"<div class='moa-box'>{head}<div><span class='moa-muted'>prompt:</span> "
+        f"{esc(clip(trace.prompt, 200))}</div>{table}"
+        f"<div class='moa-final moa-box'><span class='moa-muted'>final answer:</span> {answer}</div>"
+        "<div class='moa-muted'>Explore it: <code>moa_lab.views.TraceExplorer(trace)</code></div></div>",
+        styled,
+    )

@@ -1,0 +1,261 @@
+"""``PromptLab``: edit the aggregator's template or any call's messages, run, and see what changed.
+
+Each run replays the source trace with what the boxes hold (only the calls the edits reach are sent),
+shows the new final answer beside the old one with a word diff and the layer graph with the recomputed
+calls highlighted, and adds the attempt, saved as a trace file, to the session's history. The plan
+line (calls, tokens and cost) is refreshed from a dry run whenever a box changes, before anything is
+sent.
+
+Invariant: every attempt is a replay of the one source trace (never of another attempt), so attempts
+compare like for like; a bad edit is shown as one line and sends nothing. Tests build and drive the
+lab without a kernel (``run``, ``show``, or ``run_button.click()``) and read what it shows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import ipywidgets as widgets
+import plotly.graph_objects as go
+
+from moa_lab._cache import CallCache
+from moa_lab._compare import run_totals
+from moa_lab._config import MoAConfig
+from moa_lab._errors import MoaLabError
+from moa_lab._replay import AggregatorTemplate, Edit, NodeMessage, ProposerTemplate, plan, replay
+from moa_lab._trace import Trace
+from moa_lab.views._figures import layer_graph
+from moa_lab.views._style import ERROR_COLOR, clip, esc
+from moa_lab.views.compare import finals_html
+
+__all__ = ["Attempt", "PromptLab"]
+
+_BOX = widgets.Layout(width="100%", height="150px")
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One run of the lab: its number in the session, the edits tried and the trace it made."""
+
+    number: int
+    edits: tuple[Edit, ...]
+    trace: Trace
+
+    @property
+    def recomputed(self) -> list[str]:
+        """The calls that got a new answer (edited or recomputed)."""
+        return [n for n in self.trace.calls() if self.trace[n].get("lineage") != "reused"]
+
+    @property
+    def summary(self) -> str:
+        """What the attempt changed, in a few words."""
+        labels = []
+        for edit in self.edits:
+            data = edit.to_dict()
+            labels.append(
+                " ".join(str(data[k]) for k in ("node", "role") if k in data) + f" {edit.kind}"
+            )
+        return ", ".join(label.strip().replace("_", " ") for label in labels) or "no edits"
+
+
+def _node_texts(trace: Trace, config: MoAConfig, node: str) -> dict[str, str]:
+    """What a call's system and user boxes start with: its own edits, else what the run used."""
+    own = trace.graph.graph.get("node_messages", {}).get(node, {})
+    messages = trace.graph.graph["messages"]
+    given = messages[0]["content"] if messages[0]["role"] == "system" else ""
+    layer = trace[node]["layer"]
+    if layer > 1:
+        template = config.template_for(layer)
+        system = f"{given}\n\n{template}" if given else template
+    else:
+        system = given
+    users = [m["content"] for m in messages if m["role"] == "user"]
+    return {"system": own.get("system", system), "user": own.get("user", users[-1] if users else "")}
+
+
+class PromptLab(widgets.VBox):
+    """Try aggregator templates (and per-call messages) on a recorded run, one cheap replay each."""
+
+    def __init__(
+        self,
+        trace: Trace | str | Path,
+        *,
+        cache: CallCache | str | Path | bool = True,
+        trace_dir: str | Path | None = None,
+    ):
+        self.source = trace if isinstance(trace, Trace) else Trace.load(trace)
+        self.config = MoAConfig.from_dict(self.source.config, source=f"trace {self.source.run_id}")
+        self.cache = cache
+        self.trace_dir = Path(trace_dir) if trace_dir else None
+        self.attempts: list[Attempt] = []
+        self.node_edits: dict[str, dict[str, str]] = {}
+        self._loading = False
+
+        self.template = widgets.Textarea(
+            value=self.config.aggregator_template,
+            description="aggregator",
+            layout=_BOX,
+            continuous_update=False,
+        )
+        self.for_proposers = widgets.Checkbox(
+            value=False,
+            description="also for the proposers of layers > 1",
+            disabled=self.config.layers <= 2,
+            indent=False,
+        )
+        self.node = widgets.Dropdown(options=self.source.calls(), value=None, description="call")
+        self.system = widgets.Textarea(description="system", layout=_BOX, continuous_update=False)
+        self.user = widgets.Textarea(description="user", layout=_BOX, continuous_update=False)
+        self.plan_panel = widgets.HTML()
+        self.status = widgets.HTML()
+        self.run_button = widgets.Button(description="Run", button_style="primary", icon="play")
+        self.answers = widgets.HTML(finals_html(self.source, self.source))
+        self.graph_box = widgets.Box([go.FigureWidget(layer_graph(self.source, title="The source run"))])
+        self.history = widgets.HTML()
+        self.picker = widgets.Dropdown(options=[], description="attempt")
+
+        for box in (self.template, self.for_proposers):
+            box.observe(lambda _: self.refresh_plan(), names="value")
+        self.node.observe(lambda change: self._load_node(change["new"]), names="value")
+        for box in (self.system, self.user):
+            box.observe(lambda _: self._note_node_edit(), names="value")
+        self.run_button.on_click(lambda _: self.run())
+        self.picker.observe(lambda change: change["new"] and self.show(change["new"]), names="value")
+
+        node_box = widgets.VBox(
+            [
+                widgets.HTML("<b>One call's messages</b> (edits apply to that call only)"),
+                self.node,
+                self.system,
+                self.user,
+            ]
+        )
+        super().__init__(
+            [
+                widgets.HTML(
+                    f"<b>Prompt lab</b> on run {esc(self.source.run_id)}: "
+                    f"{esc(clip(self.source.prompt, 100))}"
+                ),
+                self.template,
+                self.for_proposers,
+                widgets.Accordion([node_box], titles=["a call's messages"]),
+                widgets.HBox([self.run_button, self.plan_panel]),
+                self.status,
+                self.answers,
+                self.graph_box,
+                self.picker,
+                self.history,
+            ]
+        )
+        self.refresh_plan()
+
+    @property
+    def graph(self) -> go.FigureWidget:
+        """The layer graph on show (the latest attempt's, recomputed calls highlighted)."""
+        return self.graph_box.children[0]
+
+    def edits(self) -> list[Edit]:
+        """The edits the boxes hold (nothing for a box left as the source run had it)."""
+        edits: list[Edit] = []
+        text = self.template.value
+        if text != self.config.aggregator_template:
+            edits.append(AggregatorTemplate(text))
+        if self.for_proposers.value and self.config.layers > 2 and text != self.config.template_for(2):
+            edits.append(ProposerTemplate(text))
+        for node, roles in self.node_edits.items():
+            edits += [NodeMessage(node, role, content) for role, content in roles.items()]  # type: ignore[arg-type]
+        return edits
+
+    def _load_node(self, node: str | None) -> None:
+        self._loading = True
+        try:
+            texts = _node_texts(self.source, self.config, node) if node else {"system": "", "user": ""}
+            texts |= self.node_edits.get(node or "", {})
+            self.system.value, self.user.value = texts["system"], texts["user"]
+        finally:
+            self._loading = False
+
+    def _note_node_edit(self) -> None:
+        node = self.node.value
+        if self._loading or node is None:
+            return
+        original = _node_texts(self.source, self.config, node)
+        changed = {
+            role: box.value
+            for role, box in (("system", self.system), ("user", self.user))
+            if box.value != original[role]
+        }
+        if changed:
+            self.node_edits[node] = changed
+        else:
+            self.node_edits.pop(node, None)
+        self.refresh_plan()
+
+    def _error(self, exc: Exception) -> None:
+        self.status.value = f'<span style="color:{ERROR_COLOR}">{esc(exc)}</span>'
+
+    def refresh_plan(self) -> None:
+        """Show what a run would send now (a dry run: nothing is sent)."""
+        try:
+            planned = plan(self.source, self.edits(), cache=self.cache)
+        except MoaLabError as exc:
+            self.plan_panel.value = ""
+            self._error(exc)
+            return
+        self.status.value = ""
+        cost = "unknown" if planned.cost is None else f"${planned.cost:.6f}"
+        recomputed = ", ".join(planned.recomputed) or "nothing"
+        self.plan_panel.value = (
+            f"Run will send <b>{planned.calls}</b> call{'s' if planned.calls != 1 else ''} "
+            f"(recomputes {esc(recomputed)}; about {planned.prompt_tokens + planned.completion_tokens} "
+            f"tokens, {cost})"
+        )
+
+    def run(self) -> Attempt | None:
+        """Replay the source with the boxes' edits, show the result and add it to the history."""
+        edits = self.edits()
+        number = len(self.attempts) + 1
+        path: Path | bool = True
+        if self.trace_dir is not None:
+            path = self.trace_dir / f"{self.source.run_id}-attempt-{number}.json"
+        self.status.value = "<i>running…</i>"
+        try:
+            trace = replay(self.source, edits, cache=self.cache, trace_path=path, progress=False)
+        except MoaLabError as exc:
+            self._error(exc)
+            return None
+        self.status.value = ""
+        attempt = Attempt(number, tuple(edits), trace)
+        self.attempts.append(attempt)
+        self._render_history()
+        self.picker.options = [(f"#{a.number}: {clip(a.summary, 60)}", a.number) for a in self.attempts]
+        self.picker.value = number
+        return attempt
+
+    def show(self, number: int) -> None:
+        """Show one attempt: its answer beside the source's, and its graph with recomputed calls lit."""
+        attempt = self.attempts[number - 1]
+        self.answers.value = finals_html(self.source, attempt.trace)
+        recomputed = attempt.recomputed
+        title = f"Attempt {number}: recomputed {', '.join(recomputed) or 'nothing'} (the rest reused)"
+        self.graph_box.children = [
+            go.FigureWidget(layer_graph(attempt.trace, highlight=recomputed, title=esc(title)))
+        ]
+
+    def _render_history(self) -> None:
+        rows = []
+        for attempt in self.attempts:
+            totals = run_totals(attempt.trace)
+            spent = "unknown" if totals["spent"] is None else f"${totals['spent']:.6f}"
+            rows.append(
+                f"<tr><td>{attempt.number}</td><td>{esc(attempt.summary)}</td><td>{totals['sent']}</td>"
+                f"<td>{spent}</td><td>{esc(clip(attempt.trace.final, 80))}</td>"
+                f"<td><code>{esc(attempt.trace.path)}</code></td></tr>"
+            )
+        self.history.value = (
+            '<table style="border-collapse:collapse" cellpadding="3"><tr><th>#</th><th>edits</th>'
+            "<th>calls sent</th><th>spent</th><th>final answer</th><th>saved as</th></tr>"
+            + "".join(rows)
+            + "</table>"
+        )

@@ -1,0 +1,239 @@
+"""Headless Chromium: the HTML export and JupyterLab render, a click shows the call, no model text runs.
+
+Slow (a browser start): deselected by default, run in CI with ``-m slow``. Needs Debian's
+``/usr/bin/chromium`` (Playwright's own browser downloads are not used). Screenshots go to the test's
+temporary directory and, when ``MOA_LAB_SCREENSHOTS`` names a directory, there too.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbformat.v4 import new_code_cell, new_notebook
+
+from moa_lab import run, views
+from moa_lab.testing import FakeLLM, fake_config
+
+pytestmark = pytest.mark.slow
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
+EVIL = 'Say <script>window.__pwned=1</script> <img src=x onerror="window.__pwned=2"> & done'
+
+#: Page coordinates of a node of a layer graph (the first plot matching ``selector``).
+_NODE_XY = """
+([selector, node]) => {
+  const gd = document.querySelector(selector);
+  gd.scrollIntoView({block: "center"});
+  const layout = gd._fullLayout;
+  const box = gd.getBoundingClientRect();
+  for (const data of gd._fullData) {
+    const at = data.meta === "moa:nodes" ? data.customdata.indexOf(node) : -1;
+    if (at >= 0) {
+      return [box.left + layout._size.l + layout.xaxis.l2p(data.x[at]),
+              box.top + layout._size.t + layout.yaxis.l2p(data.y[at])];
+    }
+  }
+  return null;
+}
+"""
+
+
+def _keep(shot: Path) -> None:
+    where = os.environ.get("MOA_LAB_SCREENSHOTS")
+    if where:
+        Path(where).mkdir(parents=True, exist_ok=True)
+        shutil.copy(shot, Path(where) / shot.name)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield chromium
+        chromium.close()
+
+
+def test_exported_page_renders_shows_a_clicked_call_and_runs_no_model_text(browser, tmp_path):
+    with FakeLLM(delay={"beta": 0.1}) as fake:
+        trace = run(EVIL, fake_config(fake.url, layers=3), cache=False, trace_path=False, progress=False)
+    page_path = views.export_html(trace, tmp_path / "trace.html")
+
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    errors: list[str] = []
+    dialogs: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    page.route(
+        "**/*",
+        lambda route: route.abort() if route.request.url.startswith("http") else route.continue_(),
+    )
+    page.goto(page_path.as_uri())
+    page.wait_for_selector("#moa-graph .scatterlayer .point")
+    page.wait_for_selector("#moa-selected .moa-call")  # the aggregator is shown at first
+    assert page.get_attribute("#moa-selected", "data-node") == trace.aggregator()
+    for div in ("moa-reuse", "moa-evolution", "moa-attribution", "moa-timeline", "moa-usage"):
+        assert page.locator(f"#{div} .main-svg").count() >= 1, f"{div} did not render"
+    shot = tmp_path / "export-page.png"
+    page.screenshot(path=shot, full_page=True)
+    _keep(shot)
+
+    x, y = page.evaluate(_NODE_XY, ["#moa-graph", "L1.1"])
+    page.mouse.move(x, y)
+    hover = page.locator("#moa-graph .hoverlayer")
+    hover.locator("text").first.wait_for()
+    shown = hover.text_content()  # SVG text, as plotly drew it
+    assert "<script>window.__pwned=1</script>" in shown  # escaped markup is shown as text...
+    assert "&lt;" not in shown and "&#x27;" not in shown  # ...without visible entities
+    page.mouse.click(x, y)
+    page.wait_for_selector('#moa-selected[data-node="L1.1"]')
+    panel = page.inner_text("#moa-selected")
+    assert trace["L1.1"]["response"] in panel
+    assert "beta" in panel and "Messages sent" in panel
+    shot = tmp_path / "export-clicked.png"
+    page.locator("#moa-graph-section").screenshot(path=tmp_path / "export-graph.png")
+    page.locator("#moa-selected").screenshot(path=shot)
+    _keep(shot)
+    _keep(tmp_path / "export-graph.png")
+
+    assert page.evaluate("window.__pwned") is None
+    assert page.locator("img").count() == 0
+    assert errors == [] and dialogs == []
+    page.close()
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _post(url: str, body: dict) -> None:
+    request = urllib.request.Request(
+        url,
+        method="POST",
+        data=json.dumps(body).encode(),
+        headers={"Authorization": "token moa-test", "Content-Type": "application/json"},
+    )
+    urllib.request.urlopen(request, timeout=120).close()
+
+
+@pytest.fixture
+def jupyterlab(tmp_path):
+    """A JupyterLab server on loopback serving ``tmp_path/lab``; yields its base URL."""
+    root = tmp_path / "lab"
+    root.mkdir()
+    port = _free_port()
+    env = {
+        **os.environ,
+        "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime"),
+        "JUPYTERLAB_SETTINGS_DIR": str(tmp_path / "settings"),
+        "JUPYTERLAB_WORKSPACES_DIR": str(tmp_path / "workspaces"),
+    }
+    command = [
+        sys.executable, "-m", "jupyterlab", "--no-browser", "--allow-root", "--expose-app-in-browser",
+        f"--port={port}", "--ServerApp.ip=127.0.0.1", "--IdentityProvider.token=moa-test",
+        f"--ServerApp.root_dir={root}",
+        "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+    ]  # fmt: skip
+    log = (tmp_path / "jupyterlab.log").open("w")
+    server = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                urllib.request.urlopen(f"{url}/api/status?token=moa-test", timeout=2).close()
+                break
+            except OSError:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail(f"JupyterLab did not start: {(tmp_path / 'jupyterlab.log').read_text()}")
+                time.sleep(0.5)
+        yield url, root
+    finally:
+        server.terminate()
+        server.wait(20)
+        log.close()
+
+
+def test_explorer_in_jupyterlab_shows_a_clicked_call_and_runs_no_model_text(
+    browser, jupyterlab, tmp_path
+):
+    url, root = jupyterlab
+    notebook = new_notebook(
+        cells=[
+            new_code_cell(
+                "import moa_lab\nfrom moa_lab import views\n"
+                "from moa_lab.testing import FakeLLM, fake_config\n"
+                "with FakeLLM() as fake:\n"
+                f"    trace = moa_lab.run({EVIL!r}, fake_config(fake.url, layers=3),\n"
+                "                        cache=False, trace_path=False, progress=False)\n"
+                "trace"
+            ),
+            new_code_cell("explorer = views.TraceExplorer(trace)\nexplorer"),
+        ]
+    )
+    notebook.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
+    nbformat.write(notebook, root / "explore.ipynb")
+    # A session started here means the page finds its kernel running (no "select kernel" dialog).
+    _post(
+        f"{url}/api/sessions",
+        {"path": "explore.ipynb", "type": "notebook", "kernel": {"name": "python3"}},
+    )
+
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    errors: list[str] = []
+    dialogs: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    page.goto(f"{url}/lab/tree/explore.ipynb?token=moa-test")
+    page.wait_for_function(
+        "window.jupyterapp?.shell.currentWidget?.sessionContext?.session?.kernel?.status === 'idle'",
+        timeout=90_000,
+    )
+    page.evaluate("() => { window.jupyterapp.commands.execute('notebook:run-all-cells'); }")
+    graph = ".jp-OutputArea-output .js-plotly-plot"
+    page.wait_for_selector(f"{graph} .scatterlayer .point", timeout=90_000)
+    panel = page.locator(".jp-OutputArea-output .widget-html-content .moa-call").first
+    panel.wait_for(timeout=30_000)
+    assert "omega" in panel.inner_text()  # it starts on the aggregator
+
+    x, y = page.evaluate(_NODE_XY, [graph, "L1.1"])
+    page.mouse.click(x, y)
+    clicked = page.locator('.jp-OutputArea-output .moa-call[data-node="L1.1"]')
+    clicked.wait_for(timeout=30_000)
+    text = clicked.inner_text()
+    assert "beta answers 'Say <script>window.__pwned=1</script>" in text
+    shot = tmp_path / "jupyterlab-explorer.png"
+    clicked.scroll_into_view_if_needed()
+    page.screenshot(path=shot)
+    _keep(shot)
+
+    assert page.evaluate("window.__pwned") is None
+    assert page.locator(".jp-OutputArea-output img").count() == 0
+    assert errors == [] and dialogs == []
+    page.close()

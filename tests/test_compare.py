@@ -1,0 +1,130 @@
+"""Comparing two traces: aligned calls, word diffs, deltas, the figure and the widget as data."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+import moa_lab
+from moa_lab import Price
+from moa_lab._compare import compare, run_totals
+from moa_lab._replay import AddProposer, AggregatorTemplate, RemoveProposer, replay
+from moa_lab.testing import fake_config
+
+TERSE = "Answer in one line, using these answers:\n{references}"
+
+
+def _run(config, prompt="Why is the sky blue?"):
+    return moa_lab.run(prompt, config, cache=False, trace_path=False, progress=False)
+
+
+def _replay(trace, edits):
+    return replay(trace, edits, cache=False, trace_path=False, progress=False)
+
+
+def _joined(runs, keep):
+    return "".join(text for op, text in runs if op in keep)
+
+
+@pytest.fixture
+def priced(fake):
+    prices = {m: Price(input=1.0, output=2.0) for m in ("alpha", "beta", "gamma", "omega")}
+    return _run(fake_config(fake.url, prices=prices))
+
+
+def test_a_trace_compared_with_itself_has_no_differences(priced):
+    same = compare(priced, priced)
+    assert same.identical and same.differences == []
+    assert all(c.status == "same" and c.changed == () and c.prompt_diff == () for c in same.calls)
+    assert all(c.cost == 0 and c.latency == 0 and c.completion_tokens == 0 for c in same.calls)
+    assert set(same.totals["delta"].values()) == {0}
+    assert same.final_diff == (("equal", priced.final),)
+
+
+def test_a_replay_without_edits_differs_only_in_what_it_sent(priced):
+    again = compare(priced, _replay(priced, []))
+    assert again.identical
+    assert again.totals["delta"]["sent"] == -4 and again.totals["delta"]["cost"] == 0
+    assert again.totals["right"]["spent"] == 0 and again.totals["left"]["spent"] > 0
+
+
+def test_an_aggregator_edit_changes_only_the_aggregator(fake, priced):
+    new = _replay(priced, AggregatorTemplate(TERSE))
+    result = compare(priced, new)
+    assert not result.identical
+    (changed,) = result.differences
+    assert changed.node == "L2.0" and changed.status == "changed" and changed.lineage == "edited"
+    assert set(changed.changed) == {"messages", "response"}
+    assert _joined(changed.response_diff, {"equal", "delete"}) == priced.final
+    assert _joined(changed.response_diff, {"equal", "insert"}) == new.final
+    assert "Answer in one line" in _joined(changed.prompt_diff, {"insert"})
+    assert _joined(result.final_diff, {"equal", "insert"}) == new.final
+    usage = new["L2.0"]["usage"]
+    before = priced["L2.0"]["usage"]
+    assert changed.prompt_tokens == usage["prompt_tokens"] - before["prompt_tokens"] < 0
+    assert changed.cost == pytest.approx(new["L2.0"]["cost"] - priced["L2.0"]["cost"])
+    assert result.totals["right"]["sent"] == 1
+    assert result["L1.0"].status == "same" and result["L1.0"].lineage == "reused"
+    frame = result.to_pandas()
+    assert list(frame["node"]) == ["L1.0", "L1.1", "L1.2", "L2.0"]
+    assert list(frame["status"]) == ["same", "same", "same", "changed"]
+    assert json.loads(json.dumps(result.to_dict()))["identical"] is False
+
+
+def test_added_and_removed_calls_are_aligned_by_layer_and_index(fake):
+    source = _run(fake_config(fake.url))
+    new = _replay(source, [RemoveProposer("L1.0"), AddProposer("delta", layer=1)])
+    result = compare(source, new)
+    assert [(c.node, c.status) for c in result.calls] == [
+        ("L1.0", "changed"),  # beta now sits where alpha was
+        ("L1.1", "changed"),
+        ("L1.2", "changed"),
+        ("L2.0", "changed"),
+    ]
+    bigger = compare(new, _replay(new, AddProposer("epsilon", layer=1)))
+    assert [(c.node, c.status) for c in bigger.differences] == [("L1.3", "added"), ("L2.0", "changed")]
+    assert bigger["L1.3"].left_model is None and bigger["L1.3"].cost is None
+    smaller = compare(new, _replay(new, RemoveProposer("L1.2")))
+    assert smaller["L1.2"].status == "removed" and smaller["L1.2"].right_response is None
+
+
+def test_unknown_prices_give_unknown_deltas_not_zero(fake):
+    plain = _run(fake_config(fake.url))
+    result = compare(plain, _replay(plain, AggregatorTemplate(TERSE)))
+    assert result["L2.0"].cost is None and result.totals["delta"]["cost"] is None
+    assert run_totals(plain)["cost"] is None
+
+
+def test_the_figure_pairs_before_and_after_for_every_call(priced):
+    from moa_lab.views.compare import STATUS_COLORS, compare_figure
+
+    new = _replay(priced, AggregatorTemplate(TERSE))
+    figure = compare_figure(priced, new)
+    bars = [d for d in figure.data if d.type == "bar"]
+    assert len(bars) == 6  # before and after, for tokens, latency and cost
+    tokens_before, tokens_after = bars[0], bars[1]
+    assert list(tokens_before.y) == ["L1.0", "L1.1", "L1.2", "L2.0"]
+    total = new["L2.0"]["usage"]["prompt_tokens"] + new["L2.0"]["usage"]["completion_tokens"]
+    assert tokens_after.x[3] == total
+    assert list(tokens_after.marker.color) == [STATUS_COLORS["same"]] * 3 + [STATUS_COLORS["changed"]]
+    cost_after = bars[5]
+    assert cost_after.x[3] == pytest.approx(new["L2.0"]["cost"])
+    assert "1 of 4 calls differ" in figure.layout.title.text
+
+
+def test_the_widget_shows_the_finals_side_by_side_escaped(fake):
+    from moa_lab.views.compare import CompareView
+
+    source = _run(fake_config(fake.url), prompt="<script>alert(1)</script> why?")
+    new = _replay(source, AggregatorTemplate(TERSE))
+    view = CompareView(source, new)
+    assert "<script>" not in view.finals.value and "&lt;script&gt;" in view.finals.value
+    assert (
+        f"before · {source.run_id}" in view.finals.value and f"after · {new.run_id}" in view.finals.value
+    )
+    assert view.picker.value == "L2.0" and "changed" in view.call_panel.value
+    assert "<ins" in view.call_panel.value and "<b>prompt</b>" in view.call_panel.value
+    view.show("L1.0")
+    assert "differs in: nothing" in view.call_panel.value and "<script>" not in view.call_panel.value
+    assert "calls sent" in view.totals.value
