@@ -8,7 +8,10 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
+# Registers the "local" base_url resolver and the "local" preset; llama_cpp loads on first use.
+from moa_lab import _local as _local
 from moa_lab._cache import CallCache
+from moa_lab._compare import compare
 from moa_lab._config import Agent, MoAConfig, Price, build_config, load_config, preset
 from moa_lab._engine import arun, run
 from moa_lab._errors import CacheError, CallError, ConfigError, MoaLabError, RunError, TraceError
@@ -54,6 +57,7 @@ __all__ = [
     "areplay",
     "arun",
     "build_config",
+    "compare",
     "lineage",
     "load_config",
     "plan",

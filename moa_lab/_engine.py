@@ -54,7 +54,7 @@ __all__ = [
 ]
 
 #: The preset used when no config is given.
-DEFAULT_PRESET = "moa-lite"
+DEFAULT_PRESET = "local"
 
 #: Called as ``on_call(trace, node_id)`` each time a call finishes.
 OnCall = Callable[[Trace, str], None]
@@ -274,8 +274,8 @@ class _Run:
         for position, source in enumerate(references, start=1):
             graph.add_edge(source, name, position=position)
         self._save()
-        self.bar.update(1)
         self.bar.set_postfix_str(f"{name} {agent.model}", refresh=False)
+        self.bar.update(1)
         if self.on_call is not None:
             self.on_call(self.trace, name)
         return name

@@ -58,9 +58,12 @@ Handler = Callable[[dict[str, Any]], dict[str, Any]]
 class ChatServer:
     """Serves chat completions from ``handler(body) -> completion dict`` on 127.0.0.1."""
 
-    def __init__(self, handler: Handler, *, port: int = 0, models: list[str] | None = None):
+    def __init__(
+        self, handler: Handler, *, port: int = 0, models: list[str] | None = None, record: bool = True
+    ):
         self.handler = handler
         self.models = models or []
+        self.record = record
         self.requests: list[RecordedRequest] = []
         self._lock = threading.Lock()
         self._server = _QuietServer(("127.0.0.1", port), self._request_class())
@@ -106,6 +109,8 @@ class ChatServer:
             return [r for r in self.requests if r.path.endswith("/chat/completions")]
 
     def _record(self, request: RecordedRequest) -> None:
+        if not self.record:  # a long-lived server (the local model) keeps no history
+            return
         with self._lock:
             self.requests.append(request)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 
@@ -54,11 +55,12 @@ def _parser() -> argparse.ArgumentParser:
 
 def _command_modules():
     """The ``add_command(subparsers)`` functions of the modules that bring their own subcommand."""
+    from moa_lab._local import add_command as local_model
     from moa_lab._replay import add_command as replay
     from moa_lab.experiments import add_command as experiment
     from moa_lab.views import add_command as view
 
-    return [view, replay, experiment]
+    return [view, replay, experiment, local_model]
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -76,6 +78,8 @@ def _run(args: argparse.Namespace) -> int:
         max_tokens=args.max_tokens,
         default_preset=DEFAULT_PRESET,
     )
+    if args.quiet:
+        os.environ["MOA_LAB_PROGRESS"] = "0"  # the local model's per-call bars too
     cache: object = False if args.no_cache else (args.cache_dir or True)
     trace = run(
         args.prompt,

@@ -13,11 +13,11 @@ from typing import Any
 
 __all__ = [
     "CSS",
-    "CompareView",
     "NODE_TRACE",
     "PALETTE",
-    "PromptLab",
     "SELECTED_TRACE",
+    "CompareView",
+    "PromptLab",
     "TraceExplorer",
     "add_command",
     "attribution",

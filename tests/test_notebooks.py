@@ -1,0 +1,32 @@
+"""Every notebook in notebooks/ runs top to bottom, offline, as a reader would run it."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.ipynb"))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
+def test_the_notebook_runs_top_to_bottom(path, monkeypatch):
+    # CI keeps experiments tiny; a reader gets the notebook's own default.
+    monkeypatch.setenv("MOA_LAB_NOTEBOOK_ITEMS", os.environ.get("MOA_LAB_NOTEBOOK_ITEMS", "3"))
+    notebook = nbformat.read(path, as_version=4)
+    client = NotebookClient(
+        notebook, timeout=900, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}
+    )
+    client.execute()
+    errors = [
+        output
+        for cell in notebook.cells
+        if cell.cell_type == "code"
+        for output in cell.get("outputs", [])
+        if output.get("output_type") == "error"
+    ]
+    assert errors == []
