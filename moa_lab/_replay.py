@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import sys
 import textwrap
 import uuid
 from collections.abc import Callable, Iterable, Mapping
@@ -730,6 +729,8 @@ def lineage(trace: Trace) -> list[dict[str, Any]]:
 # -- the command line --------------------------------------------------------------------------
 def add_command(subparsers: Any) -> None:
     """Add ``moa-lab replay TRACE [edits] [--dry-run]`` to the CLI's subparsers."""
+    from moa_lab.cli import add_call_options
+
     cmd = subparsers.add_parser(
         "replay",
         help="replay a trace with edits, sending only the calls they reach",
@@ -797,10 +798,8 @@ def add_command(subparsers: Any) -> None:
     )
     cmd.add_argument("--trace-out", metavar="PATH", help="where to write the new trace JSON")
     cmd.add_argument("--dry-run", action="store_true", help="print the plan only; send nothing")
-    cmd.add_argument("--no-cache", action="store_true", help="neither read nor write the call cache")
-    cmd.add_argument("--cache-dir", metavar="DIR", help="cache directory")
     cmd.add_argument("--json", action="store_true", help="print {answer, trace} (or the plan) as JSON")
-    cmd.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_call_options(cmd)
     cmd.set_defaults(handler=_replay_command)
 
 
@@ -840,19 +839,15 @@ def edits_from_args(args: argparse.Namespace) -> list[Edit]:
 
 
 def _replay_command(args: argparse.Namespace) -> int:
+    from moa_lab.cli import call_options, print_result
+
     source = Trace.load(args.trace)
     edits = edits_from_args(args)
-    cache: Any = False if args.no_cache else (args.cache_dir or True)
+    cache, progress = call_options(args)
     if args.dry_run:
         planned = plan(source, edits, cache=cache)
         print(json.dumps(planned.to_dict(), ensure_ascii=False) if args.json else planned)
         return 0
-    trace = replay(
-        source, edits, cache=cache, trace_path=args.trace_out or True, progress=not args.quiet
-    )
-    if args.json:
-        print(json.dumps({"answer": trace.final, "trace": str(trace.path)}, ensure_ascii=False))
-    else:
-        print(trace.final)
-    print(f"trace: {trace.path}", file=sys.stderr)
+    trace = replay(source, edits, cache=cache, trace_path=args.trace_out or True, progress=progress)
+    print_result(trace, args.json)
     return 0

@@ -17,7 +17,7 @@ from moa_lab._engine import DEFAULT_PRESET, run
 from moa_lab._errors import MoaLabError, RunError
 from moa_lab._trace import Trace
 
-__all__ = ["main", "summary"]
+__all__ = ["add_call_options", "call_options", "main", "print_result", "summary"]
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -39,10 +39,8 @@ def _parser() -> argparse.ArgumentParser:
     run_cmd.add_argument("--temperature", type=float, metavar="T")
     run_cmd.add_argument("--max-tokens", type=int, metavar="N")
     run_cmd.add_argument("--trace-out", metavar="PATH", help="where to write the trace JSON")
-    run_cmd.add_argument("--no-cache", action="store_true", help="neither read nor write the cache")
-    run_cmd.add_argument("--cache-dir", metavar="DIR", help="cache directory")
     run_cmd.add_argument("--json", action="store_true", help="print {answer, trace} as JSON")
-    run_cmd.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_call_options(run_cmd)
 
     show_cmd = commands.add_parser("show", help="summarize a trace layer by layer")
     show_cmd.add_argument("trace", metavar="TRACE")
@@ -63,6 +61,29 @@ def _command_modules():
     return [view, replay, experiment, local_model]
 
 
+def add_call_options(parser: argparse.ArgumentParser) -> None:
+    """The options every command that makes calls shares: the cache and the progress bars."""
+    parser.add_argument("--no-cache", action="store_true", help="neither read nor write the call cache")
+    parser.add_argument("--cache-dir", metavar="DIR", help="call cache directory")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def call_options(args: argparse.Namespace) -> tuple[object, bool]:
+    """``(cache, progress)`` from the shared options; ``--quiet`` also hides the local model's bars."""
+    if args.quiet:
+        os.environ["MOA_LAB_PROGRESS"] = "0"
+    return (False if args.no_cache else (args.cache_dir or True)), not args.quiet
+
+
+def print_result(trace: Trace, as_json: bool) -> None:
+    """The answer on stdout (or ``{answer, trace}`` as JSON), the trace path on stderr."""
+    if as_json:
+        print(json.dumps({"answer": trace.final, "trace": str(trace.path)}, ensure_ascii=False))
+    else:
+        print(trace.final)
+    print(f"trace: {trace.path}", file=sys.stderr)
+
+
 def _run(args: argparse.Namespace) -> int:
     config = build_config(
         preset_name=args.preset,
@@ -78,21 +99,9 @@ def _run(args: argparse.Namespace) -> int:
         max_tokens=args.max_tokens,
         default_preset=DEFAULT_PRESET,
     )
-    if args.quiet:
-        os.environ["MOA_LAB_PROGRESS"] = "0"  # the local model's per-call bars too
-    cache: object = False if args.no_cache else (args.cache_dir or True)
-    trace = run(
-        args.prompt,
-        config,
-        cache=cache,
-        trace_path=args.trace_out or True,
-        progress=not args.quiet,
-    )
-    if args.json:
-        print(json.dumps({"answer": trace.final, "trace": str(trace.path)}, ensure_ascii=False))
-    else:
-        print(trace.final)
-    print(f"trace: {trace.path}", file=sys.stderr)
+    cache, progress = call_options(args)
+    trace = run(args.prompt, config, cache=cache, trace_path=args.trace_out or True, progress=progress)
+    print_result(trace, args.json)
     return 0
 
 

@@ -133,6 +133,7 @@ def load_experiment_file(path: str | Path) -> dict[str, Any]:
 
 def _run_experiment(args: argparse.Namespace) -> int:
     # Imported here so that registering the command does not load pandas for every moa-lab command.
+    from moa_lab.cli import call_options
     from moa_lab.experiments._runner import experiment
 
     options = load_experiment_file(args.config)
@@ -147,13 +148,13 @@ def _run_experiment(args: argparse.Namespace) -> int:
     for key in ("baseline", "concurrency", "limit"):
         if getattr(args, key) is not None:
             options[key] = getattr(args, key)
-    cache: object = False if args.no_cache else (args.cache_dir or True)
+    cache, progress = call_options(args)
     result = experiment(
         options.pop("configs"),
         dataset,
         run_dir=args.out,
         cache=cache,
-        progress=not args.quiet,
+        progress=progress,
         **options,
     )
     print(result.table().to_string(float_format=lambda v: f"{v:.4g}"))
@@ -175,6 +176,8 @@ def _run_experiment(args: argparse.Namespace) -> int:
 
 def add_command(subparsers: Any) -> None:
     """Add ``moa-lab experiment CONFIG --dataset FILE``."""
+    from moa_lab.cli import add_call_options
+
     command = subparsers.add_parser(
         "experiment",
         help="compare configs on a dataset; print the table and write the figures",
@@ -196,10 +199,8 @@ def add_command(subparsers: Any) -> None:
     command.add_argument("--judge", metavar="MODEL", help="judge model for pairwise win rates")
     command.add_argument("--judge-base-url", metavar="URL", help="endpoint of the judge model")
     command.add_argument("--baseline", metavar="NAME", help="config the judge compares against")
-    command.add_argument("--cache-dir", metavar="DIR", help="cache directory")
-    command.add_argument("--no-cache", action="store_true", help="neither read nor write the cache")
     command.add_argument("--figures", metavar="DIR", help="where figures go (default: run dir/figures)")
     command.add_argument("--no-figures", action="store_true", help="do not write figures")
     command.add_argument("--alpaca-eval", metavar="DIR", help="also write AlpacaEval model outputs here")
-    command.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_call_options(command)
     command.set_defaults(handler=_run_experiment)
