@@ -20,10 +20,12 @@ import openai
 
 from moa_lab._errors import CallError, ConfigError
 
-__all__ = ["DEFAULT_POLICY", "Backend", "Completion", "RetryPolicy"]
+__all__ = ["CALL_HEADER", "DEFAULT_POLICY", "Backend", "Completion", "RetryPolicy"]
 
 _SENT_AS_ARGUMENTS = ("temperature", "max_tokens", "top_p", "seed")
 _NO_KEY = "no-key-needed"
+#: The header naming the call (its node id) on every request.
+CALL_HEADER = "X-Moa-Lab-Call"
 
 
 @dataclass(frozen=True)
@@ -112,8 +114,13 @@ class Backend:
         base_url: str,
         key_env: str | None,
         policy: RetryPolicy = DEFAULT_POLICY,
+        label: str | None = None,
     ) -> Completion:
-        """One chat completion, retried by the policy; raises CallError when it fails for good."""
+        """One chat completion, retried by the policy; raises CallError when it fails for good.
+
+        ``label`` (a node id) goes out as the ``X-Moa-Lab-Call`` header, which servers ignore and the
+        local model's progress bar shows.
+        """
         client = self._client(base_url, key_env)
         arguments = {k: params[k] for k in _SENT_AS_ARGUMENTS if k in params}
         extra_body = {k: v for k, v in params.items() if k not in _SENT_AS_ARGUMENTS}
@@ -127,6 +134,7 @@ class Backend:
                         messages=list(messages),
                         extra_body=extra_body or None,
                         timeout=policy.timeout,
+                        extra_headers={CALL_HEADER: label} if label else None,
                         **arguments,
                     )
                 except openai.APIStatusError as exc:

@@ -264,6 +264,7 @@ class _Run:
                 cache=self.cache,
                 prices=self.config.prices,
                 stand_in=None if self.stand_in is None else partial(self.stand_in, name),
+                label=name,
             )
         record = {"role": role, "layer": layer, "index": index, **record}
         if self.basis is not None:
@@ -384,6 +385,7 @@ async def make_call(
     cache: CallCache | None,
     prices: Mapping[str, Any] | None = None,
     stand_in: Callable[[Agent, list[dict[str, Any]]], Completion] | None = None,
+    label: str | None = None,
 ) -> dict[str, Any]:
     """One call as the attributes of its trace node: taken from the cache, or sent and cached.
 
@@ -413,6 +415,7 @@ async def make_call(
                     base_url=resolve_endpoint(agent),
                     key_env=agent.key_env,
                     policy=policy,
+                    label=label,
                 )
         except CallError as exc:
             record.update(error=str(exc), attempts=exc.attempts)

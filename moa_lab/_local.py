@@ -32,6 +32,7 @@ from typing import Any
 import platformdirs
 from tqdm.auto import tqdm
 
+from moa_lab._backend import CALL_HEADER
 from moa_lab._config import PRESETS, Agent, MoAConfig, Price
 from moa_lab._engine import register_resolver
 from moa_lab._errors import ConfigError
@@ -322,7 +323,8 @@ class LocalServer(ChatServer):
         options = sampling_options(body)
         with self._generating:
             self.calls += 1
-            label = f"local #{self.calls} {body.get('model', self.name)} T={options['temperature']}"
+            call = self.header(CALL_HEADER) or f"#{self.calls}"
+            label = f"local {call} {body.get('model', self.name)} T={options['temperature']}"
             if options["seed"] is not None:
                 label += f" seed={options['seed']}"
             with tqdm(

@@ -64,6 +64,7 @@ class ChatServer:
         self.handler = handler
         self.models = models or []
         self.record = record
+        self._current = threading.local()
         self.requests: list[RecordedRequest] = []
         self._lock = threading.Lock()
         self._server = _QuietServer(("127.0.0.1", port), self._request_class())
@@ -107,6 +108,10 @@ class ChatServer:
         """The chat completion requests received so far, in arrival order."""
         with self._lock:
             return [r for r in self.requests if r.path.endswith("/chat/completions")]
+
+    def header(self, name: str) -> str | None:
+        """A header of the request this thread is answering (for handlers), or None."""
+        return getattr(self._current, "headers", {}).get(name.lower())
 
     def _record(self, request: RecordedRequest) -> None:
         if not self.record:  # a long-lived server (the local model) keeps no history
@@ -153,6 +158,7 @@ class ChatServer:
                 if not self.path.rstrip("/").endswith("/chat/completions"):
                     self._send(404, _error(f"no route {self.path}", "not_found"))
                     return
+                server._current.headers = headers
                 try:
                     self._send(200, server.handler(body))
                 except (BrokenPipeError, ConnectionResetError):

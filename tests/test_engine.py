@@ -57,7 +57,9 @@ def test_each_layer_sees_every_answer_of_the_layer_before(fake):
 def test_node_records_what_was_sent_and_returned(fake):
     trace = _run(fake_config(fake.url))
     node = trace["L2.0"]
-    sent = fake.chat_requests()[-1].body
+    request = fake.chat_requests()[-1]
+    sent = request.body
+    assert request.headers["x-moa-lab-call"] == "L2.0"  # names the call, e.g. in local progress bars
     assert node["messages"] == sent["messages"]
     assert node["params"] == {"temperature": 0.7, "max_tokens": 512}
     assert sent["temperature"] == 0.7 and sent["max_tokens"] == 512

@@ -42,6 +42,7 @@ def test_public_names_are_pinned():
             "lineage",
             "plan",
             "replay",
+            "compare",
         ]
     )
     for name in moa_lab.__all__:
