@@ -191,9 +191,9 @@ class _Run:
             leave=False,
         )
 
-    def _save(self) -> None:
+    def _save(self, *, compact: bool = True) -> None:
         if self.trace_path is not None:
-            self.trace.save(self.trace_path)
+            self.trace.save(self.trace_path, compact=compact)
 
     def messages_for(self, name: str, layer: int, references: list[str]) -> list[dict[str, Any]]:
         """The messages call ``name`` sends: the user's, the references, then any per-node edits."""
@@ -340,7 +340,7 @@ class _Run:
 
     async def finish(self, status: str) -> None:
         self.trace.graph.graph.update(status=status, finished_at=time.time())
-        self._save()
+        self._save(compact=False)
         self.bar.close()
         if self.owns_backend:
             await self.backend.aclose()

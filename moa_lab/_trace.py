@@ -238,12 +238,17 @@ class Trace:
                 raise TraceError(f"{source}: an edge names a node that is not in the trace")
         return cls(graph)
 
-    def save(self, path: str | Path | None = None) -> Path:
-        """Write the trace as JSON, atomically; default path under ``traces/``."""
+    def save(self, path: str | Path | None = None, *, compact: bool = False) -> Path:
+        """Write the trace as JSON, atomically; default path under ``traces/``.
+
+        ``compact`` drops the indentation: a run in progress rewrites its file after every call,
+        and only the finished file is written for people to read.
+        """
         path = Path(path) if path else (self.path or default_trace_path(self.prompt))
         path.parent.mkdir(parents=True, exist_ok=True)
         partial = path.with_name(path.name + ".tmp")
-        partial.write_text(json.dumps(self.to_dict(), indent=1, ensure_ascii=False), "utf-8")
+        layout = {"separators": (",", ":")} if compact else {"indent": 1}
+        partial.write_text(json.dumps(self.to_dict(), ensure_ascii=False, **layout), "utf-8")
         os.replace(partial, path)
         self.path = path
         return path
