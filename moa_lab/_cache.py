@@ -19,7 +19,14 @@ import platformdirs
 
 from moa_lab._errors import CacheError
 
-__all__ = ["CACHE_ENV", "CallCache", "call_key", "canonical_json", "default_cache_dir"]
+__all__ = [
+    "CACHE_ENV",
+    "CallCache",
+    "call_key",
+    "canonical_json",
+    "default_cache_dir",
+    "user_cache_path",
+]
 
 CACHE_ENV = "MOA_LAB_CACHE_DIR"
 _KEY_TAG = "moa_lab.call.v1"
@@ -46,12 +53,17 @@ def call_key(
     return f"{_KEY_TAG}:{hashlib.sha256(body.encode()).hexdigest()}"
 
 
-def default_cache_dir() -> Path:
-    """``$MOA_LAB_CACHE_DIR``, else the user's cache dir (``~/.cache/moa_lab/calls`` on Linux)."""
-    override = os.environ.get(CACHE_ENV)
+def user_cache_path(env: str, name: str) -> Path:
+    """``$<env>`` when set, else ``<the user's cache dir>/moa_lab/<name>`` (``~/.cache`` on Linux)."""
+    override = os.environ.get(env)
     if override:
         return Path(override).expanduser()
-    return Path(platformdirs.user_cache_dir("moa_lab")) / "calls"
+    return Path(platformdirs.user_cache_dir("moa_lab")) / name
+
+
+def default_cache_dir() -> Path:
+    """``$MOA_LAB_CACHE_DIR``, else the user's cache dir (``~/.cache/moa_lab/calls`` on Linux)."""
+    return user_cache_path(CACHE_ENV, "calls")
 
 
 class _JSONOnlyDisk(diskcache.Disk):

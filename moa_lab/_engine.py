@@ -504,35 +504,16 @@ async def execute_run(
     *,
     cache: CallCache | str | Path | bool,
     trace_path: Path | None,
-    progress: bool,
-    sample: int,
-    on_call: OnCall | None,
-    basis: ReplayBasis | None = None,
-    stand_in: StandIn | None = None,
-    check: Sequence[Agent] | None = None,
-    run_id: str | None = None,
-    backend: Backend | None = None,
+    **options: Any,
 ) -> Trace:
     """The one way a run happens (``arun`` and replays): execute, then finish the trace.
 
-    With ``basis`` unchanged calls are reused from a source trace; with ``stand_in`` nothing is sent
-    and no cache entry is written (a dry run); ``check`` lists the agents whose endpoint and key
-    must be ready before the first call (default: every agent of the config).
+    ``options`` are those of ``_Run``: with ``basis`` unchanged calls are reused from a source
+    trace; with ``stand_in`` nothing is sent and no cache entry is written (a dry run); ``check``
+    lists the agents whose endpoint and key must be ready before the first call (default: every
+    agent of the config); ``backend`` is shared with other runs.
     """
-    state = _Run(
-        messages,
-        config,
-        cache=_resolve_cache(cache),
-        trace_path=trace_path,
-        progress=progress,
-        sample=sample,
-        on_call=on_call,
-        basis=basis,
-        stand_in=stand_in,
-        check=check,
-        run_id=run_id,
-        backend=backend,
-    )
+    state = _Run(messages, config, cache=_resolve_cache(cache), trace_path=trace_path, **options)
     state.trace.path = trace_path
     state.owns_cache = not isinstance(cache, CallCache)
     try:

@@ -29,10 +29,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import platformdirs
 from tqdm.auto import tqdm
 
 from moa_lab._backend import CALL_HEADER
+from moa_lab._cache import user_cache_path
 from moa_lab._config import PRESETS, Agent, MoAConfig, Price
 from moa_lab._engine import register_resolver
 from moa_lab._errors import ConfigError
@@ -209,10 +209,7 @@ def _gigabytes(size: int) -> str:
 
 def model_dir() -> Path:
     """``$MOA_LAB_MODEL_DIR``, else the user's cache dir (``~/.cache/moa_lab/models`` on Linux)."""
-    override = os.environ.get(MODEL_DIR_ENV)
-    if override:
-        return Path(override).expanduser()
-    return Path(platformdirs.user_cache_dir("moa_lab")) / "models"
+    return user_cache_path(MODEL_DIR_ENV, "models")
 
 
 def gguf_path(base_url: str = "local") -> Path:

@@ -72,6 +72,12 @@ def _layout(
     return figure
 
 
+def _empty(figure: go.Figure, message: str, title: str) -> go.Figure:
+    """A figure with nothing to plot, saying why in its middle."""
+    figure.add_annotation(text=message, showarrow=False, xref="paper", yref="paper", x=0.5, y=0.5)
+    return _layout(figure, title, height=240)
+
+
 def _by_layer(trace: Trace) -> dict[int, list[str]]:
     """The calls of each layer in run order (one pass; ``trace.calls(layer)`` sorts every time)."""
     layers: dict[int, list[str]] = {}
@@ -735,15 +741,11 @@ def attribution(trace: Trace, measure: str = "carried") -> go.Figure:
     width = max((len(trace.references(n)) for n in targets), default=0)
     figure = go.Figure()
     if not targets:
-        figure.add_annotation(
-            text="No call read references (a one-layer run, or the run stopped in layer 1).",
-            showarrow=False,
-            xref="paper",
-            yref="paper",
-            x=0.5,
-            y=0.5,
+        return _empty(
+            figure,
+            "No call read references (a one-layer run, or the run stopped in layer 1).",
+            "Attribution",
         )
-        return _layout(figure, "Attribution", height=240)
     cells: list[list[_analysis.Reuse | None]] = []
     for target in targets:
         row: list[_analysis.Reuse | None] = [reuse.get((s, target)) for s in trace.references(target)]
@@ -809,16 +811,11 @@ def reference_reuse(trace: Trace, node: str | None = None) -> go.Figure:
     figure = go.Figure()
     references = trace.references(node) if node else []
     if not references:
-        figure.add_annotation(
-            text=f"{esc_plot(node or 'this trace')} read no references: "
-            "layer 1 sees only the user's prompt.",
-            showarrow=False,
-            xref="paper",
-            yref="paper",
-            x=0.5,
-            y=0.5,
+        return _empty(
+            figure,
+            f"{esc_plot(node or 'this trace')} read no references: layer 1 sees only the user's prompt.",
+            "What the call reused",
         )
-        return _layout(figure, "What the call reused", height=240)
     reuse = _analysis.attribution(trace)
     labels = [
         f"{i}. {esc_plot(s)}<br>{esc_plot(clip(trace[s]['model'], 20))}"
