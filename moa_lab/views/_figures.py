@@ -181,8 +181,8 @@ def layer_graph(
     """The run as a graph: layers as columns, agents as rows, the aggregator last.
 
     Node colour is the model, size the output tokens; a green ring marks a cache hit and a red cross
-    an error. Edge width and opacity show ``measure`` (a key of ``REUSE_MEASURES``, relative to the
-    strongest edge; None draws plain edges). ``highlight`` (node ids) dims everything else;
+    an error. Edge width and opacity show ``measure`` (a key of ``REUSE_MEASURES``, on its absolute
+    0-1 scale; None draws plain edges). ``highlight`` (node ids) dims everything else;
     ``selected`` (a node id) draws a ring around that node. Node traces carry ``meta=NODE_TRACE``
     and their node ids in ``customdata``.
     """
@@ -200,16 +200,15 @@ def layer_graph(
     edges = list(trace.graph.edges)
     reuse = _analysis.attribution(trace) if measure is not None else {}
     weights = {e: getattr(reuse[e], measure) if e in reuse else 0.0 for e in edges} if measure else {}
-    strongest = max(weights.values(), default=0.0) or 1.0
     picked = {(trace[n]["picked"], n) for n in nodes if trace[n].get("picked")}
     faded = [e for e in edges if chosen and not (e[0] in chosen and e[1] in chosen)]
     groups: dict[int, list[tuple[str, str]]] = defaultdict(list)
     for edge in edges:
         if edge not in faded and edge not in picked:
             level = (
-                min(int(weights.get(edge, 0.5) / strongest * _EDGE_BINS), _EDGE_BINS - 1)
-                if measure
-                else 2
+                # Absolute, not relative to the strongest edge: a call that copied nothing draws
+                # thin edges even when every edge is equally thin.
+                min(int(weights.get(edge, 0.5) * _EDGE_BINS), _EDGE_BINS - 1) if measure else 2
             )
             groups[level].append(edge)
     if faded:
@@ -235,7 +234,7 @@ def layer_graph(
             opacity=0.15 + 0.7 * strength,
             hoverinfo="skip",
             showlegend=False,
-            name=f"edges at {level + 1}/{_EDGE_BINS} of the strongest",
+            name=f"edges with {measure or 'no measure'} in bin {level + 1} of {_EDGE_BINS}",
         )
     if picked:
         xs, ys = _edge_lines(sorted(picked), positions)
@@ -339,7 +338,7 @@ def layer_graph(
     ticktext = ["aggregator" if "agg" in names.get(x, "") else f"layer {x}" for x in ticks]
     rows = 1 + max((p[1] for p in positions.values()), default=0)
     edge_note = (
-        f"edge width: {measure} (relative to the strongest edge)"
+        f"edge width: {measure} (0 = nothing carried forward, 1 = all of it)"
         if measure and edges
         else "edges: references"
     )
