@@ -191,10 +191,6 @@ class _Run:
             leave=False,
         )
 
-    def _save(self, *, compact: bool = True) -> None:
-        if self.trace_path is not None:
-            self.trace.save(self.trace_path, compact=compact)
-
     def messages_for(self, name: str, layer: int, references: list[str]) -> list[dict[str, Any]]:
         """The messages call ``name`` sends: the user's, the references, then any per-node edits."""
         responses = [self.trace.graph.nodes[n]["response"] for n in references]
@@ -274,7 +270,8 @@ class _Run:
         graph.add_node(name, **record)
         for position, source in enumerate(references, start=1):
             graph.add_edge(source, name, position=position)
-        self._save()
+        if self.trace_path is not None:
+            self.trace.journal(name)
         self.bar.set_postfix_str(f"{name} {agent.model}", refresh=False)
         self.bar.update(1)
         if self.on_call is not None:
@@ -340,7 +337,8 @@ class _Run:
 
     async def finish(self, status: str) -> None:
         self.trace.graph.graph.update(status=status, finished_at=time.time())
-        self._save(compact=False)
+        if self.trace_path is not None:
+            self.trace.save(self.trace_path)
         self.bar.close()
         if self.owns_backend:
             await self.backend.aclose()
@@ -514,7 +512,8 @@ async def execute_run(
     agent of the config); ``backend`` is shared with other runs.
     """
     state = _Run(messages, config, cache=_resolve_cache(cache), trace_path=trace_path, **options)
-    state.trace.path = trace_path
+    if trace_path is not None:
+        state.trace.start_journal(trace_path)
     state.owns_cache = not isinstance(cache, CallCache)
     try:
         trace = await state.execute()

@@ -4,8 +4,11 @@ An edge u -> v means v's prompt contained u's response (edge attribute ``positio
 number u had among v's references). Graph attributes hold the user prompt, the config, the final
 answer, the schema version, the run id and times.
 
-Invariant: a saved trace is JSON in networkx node-link form, written atomically, and loading checks
-the schema so a malformed or foreign file fails with one line.
+Invariant: a finished trace is JSON in networkx node-link form, written atomically, and loading
+checks the schema so a malformed or foreign file fails with one line. While a run is in progress its
+file is a journal instead (JSON Lines: the graph attributes, then one line per finished call, each
+appended as the call finishes), so a run that is killed keeps every call it finished at a cost per
+call that does not grow with the run; ``Trace.load`` reads both.
 """
 
 from __future__ import annotations
@@ -238,20 +241,28 @@ class Trace:
                 raise TraceError(f"{source}: an edge names a node that is not in the trace")
         return cls(graph)
 
-    def save(self, path: str | Path | None = None, *, compact: bool = False) -> Path:
-        """Write the trace as JSON, atomically; default path under ``traces/``.
-
-        ``compact`` drops the indentation: a run in progress rewrites its file after every call,
-        and only the finished file is written for people to read.
-        """
+    def save(self, path: str | Path | None = None) -> Path:
+        """Write the trace as JSON, atomically; default path under ``traces/``."""
         path = Path(path) if path else (self.path or default_trace_path(self.prompt))
-        path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_name(path.name + ".tmp")
-        layout = {"separators": (",", ":")} if compact else {"indent": 1}
-        partial.write_text(json.dumps(self.to_dict(), ensure_ascii=False, **layout), "utf-8")
-        os.replace(partial, path)
+        _write_atomically(path, json.dumps(self.to_dict(), indent=1, ensure_ascii=False))
         self.path = path
         return path
+
+    def start_journal(self, path: str | Path) -> None:
+        """Begin the file of a run in progress: the graph attributes, then one line per call."""
+        self.path = Path(path)
+        header = {"journal": SCHEMA, "graph": dict(self.graph.graph)}
+        _write_atomically(self.path, json.dumps(header, ensure_ascii=False) + "\n")
+
+    def journal(self, node: str) -> None:
+        """Append a finished call (and the edges into it) to the journal begun by ``start_journal``."""
+        edges = [
+            {"source": u, "target": v, "position": position}
+            for u, v, position in self.graph.in_edges(node, data="position")
+        ]
+        line = {"node": {"id": node, **self.graph.nodes[node]}, "edges": edges}
+        with open(self.path, "a", encoding="utf-8") as journal:
+            journal.write(json.dumps(line, ensure_ascii=False) + "\n")
 
     @classmethod
     def load(cls, path: str | Path) -> Trace:
@@ -260,9 +271,40 @@ class Trace:
         if not path.is_file():
             raise TraceError(f"{path}: no such trace file")
         try:
-            data = json.loads(path.read_text("utf-8"))
+            text = path.read_text("utf-8")
+            data = _from_journal(text) if text.startswith('{"journal"') else json.loads(text)
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise TraceError(f"{path}: not a JSON trace ({exc})") from None
         trace = cls.from_dict(data, source=str(path))
         trace.path = path
         return trace
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".tmp")
+    partial.write_text(text, "utf-8")
+    os.replace(partial, path)
+
+
+def _from_journal(text: str) -> dict[str, Any]:
+    """Node-link data from the journal of a run in progress (a line torn by a kill is skipped)."""
+    lines = text.splitlines()
+    header = json.loads(lines[0])
+    data: dict[str, Any] = {
+        "directed": True,
+        "multigraph": False,
+        "graph": header.get("graph"),
+        "nodes": [],
+        "edges": [],
+    }
+    for number, line in enumerate(lines[1:], start=2):
+        try:
+            entry = json.loads(line)
+        except json.JSONDecodeError:
+            if number == len(lines):
+                break  # the last line was being written when the run was killed
+            raise
+        data["nodes"].append(entry["node"])
+        data["edges"].extend(entry["edges"])
+    return data

@@ -92,3 +92,18 @@ def test_repr_is_a_compact_summary(trace):
     text = repr(trace)
     assert text.startswith(f"<Trace {trace.run_id} complete: 3 layers, 7 calls")
     assert len(text) < 200
+
+
+def test_a_run_in_progress_is_a_journal_that_survives_a_torn_last_line(trace, tmp_path):
+    path = tmp_path / "live.json"
+    trace.start_journal(path)
+    for node in trace.calls()[:4]:
+        trace.journal(node)
+    with open(path, "a", encoding="utf-8") as journal:
+        journal.write('{"node": {"id": "L2.1", "role": "propo')  # killed mid-write
+    partial = Trace.load(path)
+    assert partial.calls() == trace.calls()[:4]
+    assert partial.references("L2.0") == ["L1.0", "L1.1", "L1.2"]
+    assert partial["L2.0"]["response"] == trace["L2.0"]["response"]
+    trace.save(path)  # a finished run is written as node-link JSON
+    assert "nodes" in json.loads(path.read_text()) and len(Trace.load(path)) == len(trace)
