@@ -8,7 +8,7 @@ the one its source node sent, and none of whose references were recomputed, take
 answer instead of being sent. A dry run (``stand_in``) goes through the same code but asks a
 stand-in for each answer, so the plan of a replay is exactly what the replay will do.
 
-Invariant: a node enters the trace (and the trace file is rewritten atomically) the moment its call
+Invariant: a node enters the trace (and is appended to the trace file's journal) the moment its call
 finishes, so a run that crashes or is killed keeps every call it finished.
 """
 
