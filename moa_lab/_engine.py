@@ -20,7 +20,7 @@ import sys
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Coroutine, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
@@ -46,8 +46,10 @@ __all__ = [
     "arun",
     "blocking",
     "call_identity",
+    "check_ready",
     "execute_run",
     "make_call",
+    "new_graph",
     "resolve_endpoint",
     "run",
     "user_messages",
@@ -126,6 +128,33 @@ def _prompt_text(messages: list[dict[str, Any]]) -> str:
     return str(users[-1] if users else messages[-1]["content"])
 
 
+def new_graph(
+    messages: list[dict[str, Any]], config: dict[str, Any], *, sample: int = 0, run_id: str | None = None
+) -> nx.DiGraph:
+    """The empty graph of a run that is starting: every graph attribute a trace carries."""
+    return nx.DiGraph(
+        schema=SCHEMA,
+        schema_version=SCHEMA_VERSION,
+        run_id=run_id or uuid.uuid4().hex[:12],
+        created_at=time.time(),
+        finished_at=None,
+        status="running",
+        prompt=_prompt_text(messages),
+        messages=messages,
+        config=config,
+        final=None,
+        sample=sample,
+        moa_lab_version=__version__,
+    )
+
+
+def check_ready(agents: Iterable[Agent]) -> None:
+    """Fail before any call is sent when an agent's key is missing or its endpoint cannot start."""
+    for agent in agents:
+        resolve_endpoint(agent)
+        Backend.api_key(agent.key_env)
+
+
 class _Run:
     """The state of one run: config, trace, cache, backend and progress."""
 
@@ -159,20 +188,7 @@ class _Run:
         self.owns_backend = backend is None
         self.backend = backend or Backend(max_concurrency=config.max_concurrency)
         self.policy = RetryPolicy.of(config)
-        graph = nx.DiGraph(
-            schema=SCHEMA,
-            schema_version=SCHEMA_VERSION,
-            run_id=run_id or uuid.uuid4().hex[:12],
-            created_at=time.time(),
-            finished_at=None,
-            status="running",
-            prompt=_prompt_text(messages),
-            messages=messages,
-            config=config.to_dict(),
-            final=None,
-            sample=sample,
-            moa_lab_version=__version__,
-        )
+        graph = new_graph(messages, config.to_dict(), sample=sample, run_id=run_id)
         # Replicates a call identity has taken; a replay's new calls never take a source's replicate.
         self.replicas: defaultdict[str, set[int]] = defaultdict(set)
         if basis is not None:
@@ -296,10 +312,8 @@ class _Run:
 
     async def execute(self) -> Trace:
         config = self.config
-        for agent in self.check if self.stand_in is None else ():
-            # A missing key or endpoint fails before any call is sent.
-            resolve_endpoint(agent)
-            self.backend.api_key(agent.key_env)
+        if self.stand_in is None:  # a dry run sends nothing, so it needs no key or endpoint
+            check_ready(self.check)
         previous: list[str] = []
         for layer, agents in enumerate(config.proposers, start=1):
             names = await asyncio.gather(

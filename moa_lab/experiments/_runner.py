@@ -26,14 +26,14 @@ from tqdm.auto import tqdm
 from moa_lab._backend import Backend, RetryPolicy
 from moa_lab._cache import CallCache, canonical_json
 from moa_lab._config import Agent, MoAConfig
-from moa_lab._engine import arun
+from moa_lab._engine import arun, check_ready
 from moa_lab._errors import ConfigError, RunError, TraceError
 from moa_lab._trace import Trace
 from moa_lab.experiments._configs import Candidate, as_candidates
 from moa_lab.experiments._datasets import Dataset, Item, load_dataset
 from moa_lab.experiments._export import alpaca_eval_outputs
 from moa_lab.experiments._scoring import bootstrap_ci, is_correct, judge_messages, parse_verdict
-from moa_lab.experiments._single import acall_alone, endpoint
+from moa_lab.experiments._single import acall_alone
 
 __all__ = [
     "EXPERIMENT_DIR_ENV",
@@ -214,13 +214,6 @@ def _default_run_dir(dataset: Dataset, candidates: list[Candidate], system: str 
     return Path(os.environ.get(EXPERIMENT_DIR_ENV, "experiments")) / f"{_slug(dataset.name)}-{digest}"
 
 
-def _check_reachable(agents: Iterable[Agent]) -> None:
-    """Fail before any call when a key is missing or an endpoint cannot be resolved."""
-    for agent in agents:
-        endpoint(agent)
-        Backend.api_key(agent.key_env)
-
-
 async def _gather_all(coroutines: list[Any]) -> list[Any]:
     """Run coroutines concurrently; on any failure or cancellation, cancel the rest and wait for them."""
     tasks = [asyncio.ensure_future(c) for c in coroutines]
@@ -386,7 +379,7 @@ async def aexperiment(
             f"baseline {baseline!r} is not one of the configs ({', '.join(names)}) nor 'reference'"
         )
     agents = [a for c in candidates for a in ([c.agent] if c.agent else c.config.agents())]
-    _check_reachable(agents + ([judge_agent] if judge_agent else []))
+    check_ready(agents + ([judge_agent] if judge_agent else []))
     directory = Path(run_dir) if run_dir else _default_run_dir(data, candidates, system)
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "experiment.json").write_text(

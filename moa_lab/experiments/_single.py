@@ -9,26 +9,17 @@ same model inside a mixture share the cache; the trace is a valid ``moa_lab.Trac
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import networkx as nx
-
-from moa_lab import __version__
 from moa_lab._backend import DEFAULT_POLICY, Backend, RetryPolicy
 from moa_lab._cache import CallCache
 from moa_lab._config import Agent, Price
-from moa_lab._engine import make_call, resolve_endpoint
-from moa_lab._trace import SCHEMA, SCHEMA_VERSION, Trace, node_id
+from moa_lab._engine import make_call, new_graph
+from moa_lab._trace import Trace, node_id
 
-__all__ = ["acall_alone", "endpoint"]
-
-
-def endpoint(agent: Agent) -> str:
-    """The HTTP endpoint of an agent (``local`` base URLs resolved as the engine resolves them)."""
-    return resolve_endpoint(agent)
+__all__ = ["acall_alone"]
 
 
 async def acall_alone(
@@ -44,21 +35,8 @@ async def acall_alone(
     kind: str = "single",
 ) -> Trace:
     """Make one call (or take it from the cache); return it as a one-node trace, saved if asked."""
-    users = [m["content"] for m in messages if m["role"] == "user"]
-    graph = nx.DiGraph(
-        schema=SCHEMA,
-        schema_version=SCHEMA_VERSION,
-        run_id=uuid.uuid4().hex[:12],
-        created_at=time.time(),
-        finished_at=None,
-        status="running",
-        prompt=str(users[-1] if users else messages[-1]["content"]),
-        messages=messages,
-        config={"layers": 1, "kind": kind, "agent": agent.model_dump(mode="json")},
-        final=None,
-        sample=sample,
-        moa_lab_version=__version__,
-    )
+    config = {"layers": 1, "kind": kind, "agent": agent.model_dump(mode="json")}
+    graph = new_graph(messages, config, sample=sample)
     record = await make_call(
         agent,
         messages,
