@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from moa_lab._config import PRESETS, build_config
 from moa_lab._engine import DEFAULT_PRESET, run
 from moa_lab._errors import MoaLabError, RunError
+from moa_lab._local import PROGRESS_ENV
 from moa_lab._trace import Trace
 
 __all__ = ["add_call_options", "call_options", "main", "print_result", "summary"]
@@ -71,7 +72,7 @@ def add_call_options(parser: argparse.ArgumentParser) -> None:
 def call_options(args: argparse.Namespace) -> tuple[object, bool]:
     """``(cache, progress)`` from the shared options; ``--quiet`` also hides the local model's bars."""
     if args.quiet:
-        os.environ["MOA_LAB_PROGRESS"] = "0"
+        os.environ[PROGRESS_ENV] = "0"
     return (False if args.no_cache else (args.cache_dir or True)), not args.quiet
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import numpy as np
@@ -76,6 +76,21 @@ def _empty(figure: go.Figure, message: str, title: str) -> go.Figure:
     """A figure with nothing to plot, saying why in its middle."""
     figure.add_annotation(text=message, showarrow=False, xref="paper", yref="paper", x=0.5, y=0.5)
     return _layout(figure, title, height=240)
+
+
+def _sum_by(
+    trace: Trace,
+    nodes: list[str],
+    key: Callable[[str], str],
+    amount: Callable[[dict[str, Any]], float],
+    cached: bool,
+) -> defaultdict[str, float]:
+    """Per category (``key`` of a node), the ``amount`` of the calls sent, or served from cache."""
+    totals: defaultdict[str, float] = defaultdict(int)  # token counts stay whole numbers
+    for node in nodes:
+        if trace[node]["cache_hit"] == cached:
+            totals[key(node)] += amount(trace[node])
+    return totals
 
 
 def _by_layer(trace: Trace) -> dict[int, list[str]]:
@@ -513,10 +528,7 @@ def usage(trace: Trace) -> go.Figure:
     for col, key in groupings:
         categories = list(dict.fromkeys(key(n) for n in nodes))
         for name, color, pattern, amount, cached in series:
-            totals = defaultdict(int)
-            for n in nodes:
-                if trace[n]["cache_hit"] == cached:
-                    totals[key(n)] += amount(trace[n])
+            totals = _sum_by(trace, nodes, key, amount, cached)
             figure.add_bar(
                 x=categories,
                 y=[totals[c] for c in categories],
@@ -546,10 +558,7 @@ def usage(trace: Trace) -> go.Figure:
         # The same category order in all three rows (a category's first call may be a cache hit).
         figure.update_xaxes(categoryorder="array", categoryarray=categories, col=col)
         for name, cached, pattern in (("cost spent", False, ""), ("cost saved by the cache", True, "/")):
-            totals = defaultdict(float)
-            for n in nodes:
-                if trace[n]["cache_hit"] == cached:
-                    totals[key(n)] += trace[n]["cost"] or 0.0
+            totals = _sum_by(trace, nodes, key, lambda d: d["cost"] or 0.0, cached)
             figure.add_bar(
                 x=categories,
                 y=[totals[c] for c in categories],
