@@ -227,7 +227,7 @@ async def _gather_all(coroutines: list[Any]) -> list[Any]:
 
 
 class _Experiment:
-    """The state of one experiment run: where things go, the cache, backends and the limit."""
+    """The state of one experiment run: where things go, the cache, the shared backend and the limit."""
 
     def __init__(
         self, run_dir: Path, cache: CallCache | None, concurrency: int, width: int, progress: bool
@@ -235,7 +235,6 @@ class _Experiment:
         self.run_dir = run_dir
         self.cache = cache
         self.limit = asyncio.Semaphore(concurrency)
-        self.concurrency = concurrency
         self.progress = progress
         # One backend for every run and call: shared HTTP clients, and a cap on calls in flight that
         # lets ``concurrency`` runs of the widest layer go at once.
