@@ -16,8 +16,7 @@ import time
 
 import networkx as nx
 
-from moa_lab import Agent, MoAConfig, Trace
-from moa_lab._trace import SCHEMA, SCHEMA_VERSION, node_id
+from moa_lab import Agent, Call, MoAConfig, Trace, Usage
 
 __all__ = ["main", "synthetic_trace"]
 
@@ -48,8 +47,8 @@ def synthetic_trace(layers: int = 51, agents: int = 10, words: int = 120, seed: 
         layers=layers,
     )
     graph = nx.DiGraph(
-        schema=SCHEMA,
-        schema_version=SCHEMA_VERSION,
+        schema="moa_lab.trace",
+        schema_version=1,
         run_id="synthetic",
         created_at=1_700_000_000.0,
         finished_at=None,
@@ -61,46 +60,42 @@ def synthetic_trace(layers: int = 51, agents: int = 10, words: int = 120, seed: 
         sample=0,
         moa_lab_version="bench",
     )
+    trace = Trace(graph)
     clock = 1_700_000_000.0
     previous: list[str] = []
     for layer in range(1, layers + 1):
         roster = models if layer < layers else [_MODELS[0]]
         names = []
         for index, model in enumerate(roster):
-            parents = [graph.nodes[p]["response"] for p in previous]
+            parents = [trace[p].response or "" for p in previous]
             text = _response(rng, vocabulary, parents, rng.randint(words // 2, words * 3 // 2))
             latency = rng.uniform(0.5, 4.0)
             hit = rng.random() < 0.1
-            name = node_id(layer, index)
-            graph.add_node(
-                name,
+            name = f"L{layer}.{index}"
+            call = Call(
+                id=name,
                 role="proposer" if layer < layers else "aggregator",
                 layer=layer,
                 index=index,
                 model=model,
                 base_url="http://127.0.0.1:9/v1",
                 params={"temperature": 0.7, "max_tokens": 512},
-                messages=[{"role": "user", "content": graph.graph["prompt"]}],
+                messages=({"role": "user", "content": graph.graph["prompt"]},),
                 response=text,
                 finish_reason="stop",
-                usage={
-                    "prompt_tokens": 40 + 150 * len(previous),
-                    "completion_tokens": len(text.split()),
-                },
+                usage=Usage(prompt_tokens=40 + 150 * len(previous), completion_tokens=len(text.split())),
                 cost=0.0001 * len(text.split()),
                 latency=latency,
                 started_at=clock,
                 ended_at=clock + (0.001 if hit else latency),
                 cache_hit=hit,
-                error=None,
             )
-            for position, source in enumerate(previous, start=1):
-                graph.add_edge(source, name, position=position)
+            trace.add_call(call, previous)
             names.append(name)
-        clock = max(graph.nodes[n]["ended_at"] for n in names)
+        clock = max(trace[n].ended_at for n in names)
         previous = names
-    graph.graph.update(final=graph.nodes[previous[0]]["response"], finished_at=clock)
-    return Trace(graph)
+    graph.graph.update(final=trace[previous[0]].response, finished_at=clock)
+    return trace
 
 
 def _size(data: object) -> int:
@@ -122,7 +117,10 @@ def main() -> None:
 
     started = time.perf_counter()
     from moa_lab import views
-    from moa_lab.views import _export, _figures  # noqa: F401  (the import is timed apart)
+
+    # Load every figure's module now, so the import is timed apart from the figures.
+    for name in ("export_html", "layer_graph", "timeline", "usage", "evolution"):
+        getattr(views, name)
 
     imported = time.perf_counter() - started
     trace = synthetic_trace(args.layers, args.agents, args.words)

@@ -22,9 +22,8 @@ from pathlib import Path
 
 from llama_cpp import Llama
 
-from moa_lab._backend import Backend, RetryPolicy
-from moa_lab._config import Agent
-from moa_lab._local import N_CTX, gguf_path, n_threads, resolve
+from moa_lab import Agent, Backend, RetryPolicy
+from moa_lab.local import N_CTX, gguf_path, n_threads, resolve
 
 __all__ = ["main"]
 
@@ -33,7 +32,7 @@ PROMPT = "({round}) Explain step by step how a hash map handles collisions, with
 
 async def _bench(gguf: Path, rounds: int, max_tokens: int) -> list[float]:
     agent = Agent(model=gguf.stem, base_url=f"local:{gguf}")
-    url = resolve(agent)  # loads the model behind the loopback server
+    url = resolve(agent.base_url)  # loads the model behind the loopback server
     bare = Llama(model_path=str(gguf), n_ctx=N_CTX, n_threads=n_threads(), verbose=False)
     backend = Backend()
     policy = RetryPolicy(timeout=600, max_retries=0)

@@ -34,7 +34,7 @@ def minimum(trace: moa_lab.Trace, changed: set[str], added_layer: int | None = N
     for node in changed:
         reached |= nx.descendants(graph, node)
     if added_layer is not None:
-        reached |= {n for n in graph if graph.nodes[n]["layer"] == added_layer + 1}
+        reached |= {n for n in graph if trace[n].layer == added_layer + 1}
         reached |= {d for n in list(reached) for d in nx.descendants(graph, n)}
         return len(reached) + 1
     return len(reached)

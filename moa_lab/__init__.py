@@ -1,56 +1,73 @@
 """moa_lab: see and change how a Mixture-of-Agents reaches its answer.
 
-Run a mixture with ``run`` / ``arun``; every proposer and aggregator call becomes a node of a
-``networkx`` graph (the ``Trace``), saved as JSON under ``traces/`` and cached on disk.
+Run a mixture with ``run`` / ``arun``; every proposer and aggregator call becomes a typed ``Call``
+on a node of a ``networkx`` graph (the ``Trace``), saved as JSON under ``traces/`` and cached on
+disk. ``replay`` re-runs a trace with edits, sending only what they reach; ``compare`` sets two
+traces side by side. Views live in ``moa_lab.views``, experiments in ``moa_lab.experiments``, the
+embedded model in ``moa_lab.local`` and a deterministic test server in ``moa_lab.testing``.
 """
 
 from __future__ import annotations
 
 __version__ = "0.1.0"
 
-# Registers the "local" base_url resolver and the "local" preset; llama_cpp loads on first use.
-from moa_lab import _local as _local
+from moa_lab._backend import Backend, RetryPolicy
 from moa_lab._cache import CallCache
-from moa_lab._compare import compare
+from moa_lab._compare import CallDiff, Comparison, compare
 from moa_lab._config import Agent, MoAConfig, Price, build_config, load_config, preset
-from moa_lab._engine import arun, run
+from moa_lab._engine import OnCall, arun, run
 from moa_lab._errors import CacheError, CallError, ConfigError, MoaLabError, RunError, TraceError
 from moa_lab._prompts import AGGREGATE_AND_SYNTHESIZE
 from moa_lab._replay import (
     AddProposer,
     AggregatorTemplate,
+    Edit,
     NodeMessage,
     NodeParams,
+    Plan,
+    PlannedCall,
     ProposerTemplate,
     RemoveProposer,
     UserPrompt,
     aplan,
     areplay,
+    edit_from_dict,
     lineage,
     plan,
     replay,
 )
-from moa_lab._trace import Trace
+from moa_lab._trace import Call, Totals, Trace, Usage
 
 __all__ = [
     "AGGREGATE_AND_SYNTHESIZE",
     "AddProposer",
     "Agent",
     "AggregatorTemplate",
+    "Backend",
     "CacheError",
+    "Call",
     "CallCache",
+    "CallDiff",
     "CallError",
+    "Comparison",
     "ConfigError",
+    "Edit",
     "MoAConfig",
     "MoaLabError",
     "NodeMessage",
     "NodeParams",
+    "OnCall",
+    "Plan",
+    "PlannedCall",
     "Price",
     "ProposerTemplate",
     "RemoveProposer",
+    "RetryPolicy",
     "RunError",
+    "Totals",
     "Trace",
     "TraceError",
+    "Usage",
     "UserPrompt",
     "__version__",
     "aplan",
@@ -58,6 +75,7 @@ __all__ = [
     "arun",
     "build_config",
     "compare",
+    "edit_from_dict",
     "lineage",
     "load_config",
     "plan",

@@ -190,7 +190,7 @@ class _TraceTexts:
 
     def __init__(self, trace: Trace):
         self.nodes = trace.calls()
-        texts = [trace[n]["response"] for n in self.nodes] + [trace.final]
+        texts = [trace.call(n).response for n in self.nodes] + [trace.final]
         self.profiles = {n: _Profile(text) for n, text in zip(self.nodes, texts, strict=False)}
         self.final = _Profile(trace.final)
         self.tfidf = TfIdf(texts)
@@ -212,7 +212,7 @@ def _texts(trace: Trace) -> _TraceTexts:
     graph = trace.graph
     # Edges only ever arrive with a new node, so counting them is enough (and cheap on big traces).
     signature = (
-        tuple((n, d["response"]) for n, d in graph.nodes(data=True)),
+        tuple((n, d["call"].response) for n, d in graph.nodes(data=True)),
         graph.number_of_edges(),
         trace.final,
     )
@@ -248,7 +248,7 @@ def attribution(trace: Trace) -> dict[tuple[str, str], Reuse]:
 def layer_similarity(trace: Trace, layer: int) -> tuple[list[str], list[list[float]]]:
     """The calls of a layer that answered and their pairwise TF-IDF cosine (1.0 on the diagonal)."""
     texts = _texts(trace)
-    nodes = [n for n in trace.calls(layer) if trace[n]["response"] is not None]
+    nodes = [c.id for c in trace.records(layer) if c.response is not None]
     matrix = [[1.0 if a == b else texts.cosine(a, b) for b in nodes] for a in nodes]
     return nodes, matrix
 
@@ -258,7 +258,7 @@ def similarity_to_final(trace: Trace) -> dict[str, float]:
     if trace.final is None:
         return {}
     texts = _texts(trace)
-    return {n: texts.cosine(n, None) for n in texts.nodes if trace[n]["response"] is not None}
+    return {n: texts.cosine(n, None) for n in texts.nodes if trace.call(n).response is not None}
 
 
 def word_diff(old: str | None, new: str | None) -> list[tuple[str, str]]:

@@ -20,12 +20,14 @@ import openai
 
 from moa_lab._errors import CallError, ConfigError
 
-__all__ = ["CALL_HEADER", "DEFAULT_POLICY", "Backend", "Completion", "RetryPolicy"]
+__all__ = ["CALL_HEADER", "DEFAULT_POLICY", "PROGRESS_HEADER", "Backend", "Completion", "RetryPolicy"]
 
 _SENT_AS_ARGUMENTS = ("temperature", "max_tokens", "top_p", "seed")
 _NO_KEY = "no-key-needed"
 #: The header naming the call (its node id) on every request.
 CALL_HEADER = "X-Moa-Lab-Call"
+#: Sent as ``0`` when the run shows no progress, so the local model shows none either.
+PROGRESS_HEADER = "X-Moa-Lab-Progress"
 
 
 @dataclass(frozen=True)
@@ -115,12 +117,16 @@ class Backend:
         key_env: str | None,
         policy: RetryPolicy = DEFAULT_POLICY,
         label: str | None = None,
+        progress: bool = True,
     ) -> Completion:
         """One chat completion, retried by the policy; raises CallError when it fails for good.
 
         ``label`` (a node id) goes out as the ``X-Moa-Lab-Call`` header, which servers ignore and the
-        local model's progress bar shows.
+        local model's progress bar shows; ``progress=False`` asks the local model to show none.
         """
+        headers = {CALL_HEADER: label} if label else {}
+        if not progress:
+            headers[PROGRESS_HEADER] = "0"
         client = self._client(base_url, key_env)
         arguments = {k: params[k] for k in _SENT_AS_ARGUMENTS if k in params}
         extra_body = {k: v for k, v in params.items() if k not in _SENT_AS_ARGUMENTS}
@@ -134,7 +140,7 @@ class Backend:
                         messages=list(messages),
                         extra_body=extra_body or None,
                         timeout=policy.timeout,
-                        extra_headers={CALL_HEADER: label} if label else None,
+                        extra_headers=headers or None,
                         **arguments,
                     )
                 except openai.APIStatusError as exc:

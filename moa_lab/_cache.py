@@ -25,6 +25,7 @@ __all__ = [
     "call_key",
     "canonical_json",
     "default_cache_dir",
+    "open_cache",
     "user_cache_path",
 ]
 
@@ -117,3 +118,18 @@ class CallCache:
 
     def __repr__(self) -> str:
         return f"CallCache({str(self.directory)!r}, entries={len(self)})"
+
+
+def open_cache(cache: CallCache | str | Path | bool | None) -> tuple[CallCache | None, bool]:
+    """The cache a ``cache=`` argument names, and whether this call opened it (so must close it).
+
+    True is the default folder, False or None no cache, a path that folder; an open ``CallCache`` is
+    shared and left open.
+    """
+    if cache is True:
+        return CallCache(), True
+    if cache is False or cache is None:
+        return None, False
+    if isinstance(cache, CallCache):
+        return cache, False
+    return CallCache(cache), True

@@ -10,15 +10,14 @@ compared with itself has no differences.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from moa_lab._analysis import word_diff
 from moa_lab._cache import canonical_json
-from moa_lab._trace import Trace, node_id
+from moa_lab._trace import Call, Totals, Trace, node_id
 
-__all__ = ["CallDiff", "Comparison", "by_position", "compare", "run_totals"]
+__all__ = ["CallDiff", "Comparison", "by_position", "compare"]
 
 #: The parts of a call whose difference makes a pair "changed".
 _PARTS = ("model", "params", "messages", "response", "error")
@@ -67,8 +66,15 @@ class Comparison:
     left_final: str | None
     right_final: str | None
     final_diff: Diff
-    totals: Mapping[str, Mapping[str, Any]]
-    """``{"left": ..., "right": ..., "delta": ...}``, each as ``run_totals`` gives it."""
+    left_totals: Totals
+    right_totals: Totals
+    """What each run's calls add up to."""
+
+    @property
+    def delta(self) -> dict[str, float | None]:
+        """``right - left`` of every total (calls, tokens, dollars, seconds); None where unknown."""
+        before, after = self.left_totals.to_dict(), self.right_totals.to_dict()
+        return {k: _delta(before[k], after[k]) for k in before}
 
     @property
     def differences(self) -> list[CallDiff]:
@@ -88,7 +94,7 @@ class Comparison:
 
     def to_dict(self) -> dict[str, Any]:
         """The comparison as JSON-ready data."""
-        return asdict(self) | {"identical": self.identical}
+        return asdict(self) | {"identical": self.identical, "delta": self.delta}
 
     def to_pandas(self):
         """One row per aligned pair: status, models, what changed and the deltas."""
@@ -114,86 +120,63 @@ def _delta(left: float | None, right: float | None) -> float | None:
     return None if left is None or right is None else right - left
 
 
-def _usage(data: Mapping[str, Any] | None, key: str) -> float | None:
-    usage = (data or {}).get("usage") or {}
-    return usage.get(key)
+def _part(call: Call, part: str) -> Any:
+    value = getattr(call, part)
+    return [dict(m) for m in value] if part == "messages" else value
 
 
-def _prompt_text(data: Mapping[str, Any] | None) -> str | None:
-    if data is None:
+def _prompt_text(call: Call | None) -> str | None:
+    if call is None:
         return None
-    return "\n\n".join(f"[{m.get('role')}]\n{m.get('content')}" for m in data.get("messages") or [])
+    return "\n\n".join(f"[{m.get('role')}]\n{m.get('content')}" for m in call.messages)
 
 
-def _pair(node: str, left: Mapping[str, Any] | None, right: Mapping[str, Any] | None) -> CallDiff:
-    either: Mapping[str, Any] = right if right is not None else left  # type: ignore[assignment]
+def _pair(node: str, left: Call | None, right: Call | None) -> CallDiff:
+    either: Call = right if right is not None else left  # type: ignore[assignment]
     if left is None or right is None:
         changed: tuple[str, ...] = _PARTS
         status = "added" if left is None else "removed"
     else:
-        changed = tuple(p for p in _PARTS if canonical_json(left.get(p)) != canonical_json(right.get(p)))
+        changed = tuple(
+            p for p in _PARTS if canonical_json(_part(left, p)) != canonical_json(_part(right, p))
+        )
         status = "changed" if changed else "same"
-    left_response = (left or {}).get("response")
-    right_response = (right or {}).get("response")
+    left_response = left.response if left else None
+    right_response = right.response if right else None
     left_prompt, right_prompt = _prompt_text(left), _prompt_text(right)
     return CallDiff(
         node=node,
-        layer=either["layer"],
-        index=either["index"],
+        layer=either.layer,
+        index=either.index,
         status=status,
         changed=changed,
-        left_model=(left or {}).get("model"),
-        right_model=(right or {}).get("model"),
+        left_model=left.model if left else None,
+        right_model=right.model if right else None,
         left_response=left_response,
         right_response=right_response,
         response_diff=tuple(word_diff(left_response, right_response)),
         left_prompt=left_prompt,
         right_prompt=right_prompt,
         prompt_diff=tuple(word_diff(left_prompt, right_prompt)) if "messages" in changed else (),
-        prompt_tokens=_delta(_usage(left, "prompt_tokens"), _usage(right, "prompt_tokens")),
-        completion_tokens=_delta(_usage(left, "completion_tokens"), _usage(right, "completion_tokens")),
-        latency=_delta((left or {}).get("latency"), (right or {}).get("latency")),
-        cost=_delta((left or {}).get("cost"), (right or {}).get("cost")),
-        lineage=(right or {}).get("lineage"),
+        prompt_tokens=_delta(left and left.prompt_tokens, right and right.prompt_tokens),
+        completion_tokens=_delta(left and left.completion_tokens, right and right.completion_tokens),
+        latency=_delta(left and left.latency, right and right.latency),
+        cost=_delta(left and left.cost, right and right.cost),
+        lineage=right.lineage if right else None,
     )
 
 
-def run_totals(trace: Trace) -> dict[str, Any]:
-    """Calls, calls sent, tokens and cost of the whole answer (reused calls included), and spend.
-
-    ``cost`` is what every call of the answer cost when it was made; ``spent`` what this run sent
-    (calls not reused or cached); either is None when a model's price is unknown.
-    """
-    nodes = [trace[n] for n in trace.calls()]
-    sent = [d for d in nodes if not d["cache_hit"]]
-
-    def dollars(chosen: list[Mapping[str, Any]]) -> float | None:
-        costs = [d["cost"] for d in chosen if not d["error"]]
-        return None if any(c is None for c in costs) else float(sum(costs))
-
-    return {
-        "calls": len(nodes),
-        "sent": len(sent),
-        "prompt_tokens": sum(_usage(d, "prompt_tokens") or 0 for d in nodes),
-        "completion_tokens": sum(_usage(d, "completion_tokens") or 0 for d in nodes),
-        "latency": sum(d.get("latency") or 0.0 for d in nodes),
-        "cost": dollars(nodes),
-        "spent": dollars(sent),
-    }
-
-
-def by_position(trace: Trace) -> dict[str, dict[str, Any]]:
-    """Each call's attributes under the id of its (layer, index), the key two traces are aligned by."""
-    return {node_id(d["layer"], d["index"]): d for _, d in trace.graph.nodes(data=True)}
+def by_position(trace: Trace) -> dict[str, Call]:
+    """Each call under the id of its (layer, index), the key two traces are aligned by."""
+    return {node_id(c.layer, c.index): c for c in trace.records()}
 
 
 def compare(left: Trace, right: Trace) -> Comparison:
     """Align two traces by (layer, index) and say what differs, call by call and in total."""
     left_nodes, right_nodes = by_position(left), by_position(right)
     every = right_nodes | left_nodes
-    order = sorted(every, key=lambda n: (every[n]["layer"], every[n]["index"]))
+    order = sorted(every, key=lambda n: (every[n].layer, every[n].index))
     calls = tuple(_pair(n, left_nodes.get(n), right_nodes.get(n)) for n in order)
-    before, after = run_totals(left), run_totals(right)
     return Comparison(
         left=left.run_id,
         right=right.run_id,
@@ -201,9 +184,6 @@ def compare(left: Trace, right: Trace) -> Comparison:
         left_final=left.final,
         right_final=right.final,
         final_diff=tuple(word_diff(left.final, right.final)),
-        totals={
-            "left": before,
-            "right": after,
-            "delta": {k: _delta(before[k], after[k]) for k in before},
-        },
+        left_totals=left.totals(),
+        right_totals=right.totals(),
     )

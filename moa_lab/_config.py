@@ -33,6 +33,7 @@ __all__ = [
     "Price",
     "build_config",
     "load_config",
+    "one_line",
     "preset",
 ]
 
@@ -124,7 +125,8 @@ class MoAConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     proposers: list[list[Agent]]
-    """Proposers per layer. A flat list is repeated in every proposer layer (``layers - 1`` times)."""
+    """Proposers per layer. A flat list is repeated in every proposer layer (``layers - 1`` times);
+    an empty list (``layers: 1``) leaves the aggregator to answer the user alone."""
     aggregator: Agent
     """The final agent that synthesizes (or, with ``aggregation='rank'``, picks) the answer."""
     aggregator_template: str = AGGREGATE_AND_SYNTHESIZE
@@ -162,12 +164,27 @@ class MoAConfig(BaseModel):
         data = dict(data)
         layers = data.pop("layers", None)
         proposers = data.get("proposers")
-        if layers is not None and (not isinstance(layers, int) or layers < 2):
+        if layers is not None and (
+            not isinstance(layers, int) or isinstance(layers, bool) or layers < 1
+        ):
             raise ValueError(
                 f"layers: must be a whole number >= 2 (L-1 proposer layers and one aggregator), "
                 f"got {layers!r}"
             )
-        if isinstance(proposers, list) and proposers and not isinstance(proposers[0], list):
+        if layers == 1:
+            # One layer is the aggregator answering the user alone (a single-model baseline).
+            if proposers not in (None, []):
+                raise ValueError(
+                    "layers: must be a whole number >= 2 (L-1 proposer layers and one aggregator); "
+                    "1 layer is the aggregator alone, with no proposers"
+                )
+            data["proposers"] = []
+        elif proposers == []:
+            raise ValueError(
+                "proposers: every proposer layer needs at least one agent "
+                "(give layers: 1 for the aggregator alone)"
+            )
+        elif isinstance(proposers, list) and proposers and not isinstance(proposers[0], list):
             data["proposers"] = [list(proposers) for _ in range((layers or 2) - 1)]
         elif isinstance(proposers, list) and layers is not None and len(proposers) != layers - 1:
             raise ValueError(
@@ -179,7 +196,7 @@ class MoAConfig(BaseModel):
     @field_validator("proposers")
     @classmethod
     def _nonempty(cls, value: list[list[Agent]]) -> list[list[Agent]]:
-        if not value or any(not layer for layer in value):
+        if any(not layer for layer in value):
             raise ValueError("every proposer layer needs at least one agent")
         return value
 
@@ -194,6 +211,15 @@ class MoAConfig(BaseModel):
     def layers(self) -> int:
         """Number of layers L, the aggregator's included."""
         return len(self.proposers) + 1
+
+    @classmethod
+    def single(cls, agent: Agent, **options: Any) -> MoAConfig:
+        """One model answering alone: a one-layer run whose only call is the aggregator's.
+
+        ``options`` are further fields (``timeout``, ``prices``, ...). Its call is the very request a
+        first-layer proposer with this agent sends, so both share one cache entry.
+        """
+        return cls(proposers=[], aggregator=agent, layers=1, **options)
 
     def agents(self) -> list[Agent]:
         """Every agent of the run, proposers layer by layer, then the aggregator."""
@@ -215,10 +241,11 @@ class MoAConfig(BaseModel):
         try:
             return cls.model_validate(data)
         except ValidationError as exc:
-            raise ConfigError(_one_line(exc, source)) from None
+            raise ConfigError(one_line(exc, source)) from None
 
 
-def _one_line(exc: ValidationError, source: str) -> str:
+def one_line(exc: ValidationError, source: str) -> str:
+    """A pydantic validation error as one line: where (the field), what is wrong, how many more."""
     errors = exc.errors()
     first = errors[0]
     where = ".".join(str(part) for part in first["loc"]) or "(top level)"
@@ -309,8 +336,15 @@ def _debate() -> MoAConfig:
     )
 
 
-#: Preset name -> factory. Other modules (the local model) register more.
+def _local() -> MoAConfig:
+    from moa_lab.local import local_preset
+
+    return local_preset()
+
+
+#: Preset name -> factory.
 PRESETS: dict[str, Any] = {
+    "local": _local,
     "moa": _moa,
     "moa-lite": _moa_lite,
     "self-moa": _self_moa,

@@ -20,37 +20,35 @@ import sys
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import networkx as nx
 from tqdm.auto import tqdm
 
 from moa_lab import __version__
 from moa_lab._backend import Backend, Completion, RetryPolicy
-from moa_lab._cache import CallCache, call_key
+from moa_lab._cache import CallCache, call_key, open_cache
+from moa_lab._calls import call_identity, check_ready, first_replicate, make_call, new_call
 from moa_lab._config import Agent, MoAConfig, preset
-from moa_lab._errors import CallError, ConfigError, RunError
+from moa_lab._errors import ConfigError, RunError
 from moa_lab._pricing import call_cost
 from moa_lab._prompts import order_references, with_references
-from moa_lab._trace import SCHEMA, SCHEMA_VERSION, Trace, default_trace_path, node_id
+from moa_lab._sync import blocking
+from moa_lab._trace import SCHEMA, SCHEMA_VERSION, Call, Trace, default_trace_path, node_id
 
 __all__ = [
     "DEFAULT_PRESET",
+    "OnCall",
     "ReplayBasis",
     "StandIn",
     "arun",
-    "blocking",
-    "call_identity",
-    "check_ready",
     "execute_run",
-    "make_call",
     "new_graph",
-    "resolve_endpoint",
+    "prompt_text",
     "run",
     "user_messages",
 ]
@@ -81,36 +79,6 @@ class ReplayBasis:
     """Extra graph attributes of the new trace (its lineage)."""
 
 
-def call_identity(data: Mapping[str, Any]) -> str:
-    """The key of a call without its replicate: equal for requests that are the same request."""
-    return call_key(
-        model=data["model"], base_url=data["base_url"], messages=data["messages"], params=data["params"]
-    )
-
-
-#: ``local`` base URLs are turned into real endpoints by a resolver the local backend registers.
-_resolvers: dict[str, Callable[[Agent], str]] = {}
-
-
-def register_resolver(scheme: str, resolver: Callable[[Agent], str]) -> None:
-    """Let a base_url like ``local`` or ``local:<path>`` resolve to a live endpoint at run time."""
-    _resolvers[scheme] = resolver
-
-
-def resolve_endpoint(agent: Agent) -> str:
-    """The live HTTP endpoint of an agent (a ``local`` base URL starts the local model)."""
-    scheme = agent.base_url.split(":", 1)[0]
-    if scheme in ("http", "https"):
-        return agent.base_url
-    resolver = _resolvers.get(scheme)
-    if resolver is None:
-        raise ConfigError(
-            f"{agent.model}: base_url {agent.base_url!r} needs the local model support; "
-            "install it with the README's set-up command"
-        )
-    return resolver(agent)
-
-
 def user_messages(prompt: str | Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """The user's chat messages: a string becomes one user message."""
     if isinstance(prompt, str):
@@ -123,7 +91,8 @@ def user_messages(prompt: str | Sequence[dict[str, Any]]) -> list[dict[str, Any]
     return messages
 
 
-def _prompt_text(messages: list[dict[str, Any]]) -> str:
+def prompt_text(messages: list[dict[str, Any]]) -> str:
+    """The text a trace names its run by: the last user message."""
     users = [m["content"] for m in messages if m["role"] == "user"]
     return str(users[-1] if users else messages[-1]["content"])
 
@@ -139,20 +108,13 @@ def new_graph(
         created_at=time.time(),
         finished_at=None,
         status="running",
-        prompt=_prompt_text(messages),
+        prompt=prompt_text(messages),
         messages=messages,
         config=config,
         final=None,
         sample=sample,
         moa_lab_version=__version__,
     )
-
-
-def check_ready(agents: Iterable[Agent]) -> None:
-    """Fail before any call is sent when an agent's key is missing or its endpoint cannot start."""
-    for agent in agents:
-        resolve_endpoint(agent)
-        Backend.api_key(agent.key_env)
 
 
 class _Run:
@@ -179,6 +141,7 @@ class _Run:
         self.cache = cache
         self.trace_path = trace_path
         self.sample = sample
+        self.progress = progress
         self.on_call = on_call
         self.basis = basis
         self.stand_in = stand_in
@@ -195,8 +158,8 @@ class _Run:
             graph.graph.update(
                 basis.attrs, node_messages={k: dict(v) for k, v in self.node_messages.items()}
             )
-            for data in basis.source.graph.nodes.values():
-                self.replicas[call_identity(data)].add(data["replicate"])
+            for source_call in basis.source.records():
+                self.replicas[call_identity(source_call)].add(source_call.replicate)
         self.trace = Trace(graph)
         self.bar = tqdm(
             total=len(config.agents()),
@@ -209,7 +172,7 @@ class _Run:
 
     def messages_for(self, name: str, layer: int, references: list[str]) -> list[dict[str, Any]]:
         """The messages call ``name`` sends: the user's, the references, then any per-node edits."""
-        responses = [self.trace.graph.nodes[n]["response"] for n in references]
+        responses = [self.trace.call(n).response or "" for n in references]
         edits = self.node_messages.get(name, {})
         messages = [dict(m) for m in self.messages]
         if "user" in edits:
@@ -223,23 +186,22 @@ class _Run:
             return with_references(messages, self.config.template_for(layer), responses)
         return messages
 
-    def reusable(self, name: str, references: list[str], identity: str) -> dict[str, Any] | None:
-        """The source node a replay may take this call's answer from, if the request is unchanged."""
+    def reusable(self, name: str, references: list[str], identity: str) -> Call | None:
+        """The source call a replay may take this call's answer from, if the request is unchanged."""
         if self.basis is None:
             return None
-        source = self.basis.source.graph
         origin = self.basis.origins.get(name)
-        if origin is None or origin not in source:
+        if origin is None or origin not in self.basis.source:
             return None
-        if any(self.trace.graph.nodes[n]["lineage"] != "reused" for n in references):
+        if any(not self.trace.call(n).reused for n in references):
             return None
-        data = source.nodes[origin]
-        return data if call_identity(data) == identity else None
+        source = self.basis.source.call(origin)
+        return source if call_identity(source) == identity else None
 
-    def replicate_for(self, identity: str, source: dict[str, Any] | None) -> int:
+    def replicate_for(self, identity: str, source: Call | None) -> int:
         """A reused call keeps its replicate; a new one takes the first this identity has not used."""
         taken = self.replicas[identity]
-        replicate = source["replicate"] if source is not None else 1000 * self.sample
+        replicate = source.replicate if source is not None else first_replicate(self.sample)
         while source is None and replicate in taken:
             replicate += 1
         taken.add(replicate)
@@ -247,45 +209,48 @@ class _Run:
 
     async def call(self, layer: int, index: int, agent: Agent, references: list[str], role: str) -> str:
         """Run one call (or reuse a source node or cache entry); record it as ``L<layer>.<index>``."""
-        graph = self.trace.graph
         name = node_id(layer, index)
         messages = self.messages_for(name, layer, references)
-        params = agent.params()
-        identity = call_key(model=agent.model, base_url=agent.base_url, messages=messages, params=params)
+        identity = call_key(
+            model=agent.model, base_url=agent.base_url, messages=messages, params=agent.params()
+        )
         reused = self.reusable(name, references, identity)
         # Identical calls in one run (Self-MoA samples one prompt n times) stay distinct samples.
         replicate = self.replicate_for(identity, reused)
+        place = {"id": name, "role": role, "layer": layer, "index": index}
         if reused is not None:
             # Like a cache hit, a reused node sends nothing: its cost counts as saved, not spent.
-            record = _blank_record(agent, messages, replicate)
-            record.update(
-                {k: reused.get(k) for k in ("response", "finish_reason", "usage", "served_model")},
-                latency=reused.get("latency"),
-                error=reused["error"],
+            call = replace(
+                new_call(agent, messages, replicate, **place),
+                response=reused.response,
+                finish_reason=reused.finish_reason,
+                usage=reused.usage,
+                served_model=reused.served_model,
+                latency=reused.latency,
+                error=reused.error,
                 cache_hit=True,
-                cost=call_cost(agent.model, reused.get("usage"), self.config.prices),
+                cost=call_cost(agent.model, reused.usage, self.config.prices),
                 ended_at=time.time(),
             )
         else:
-            record = await make_call(
+            call = await make_call(
+                new_call(agent, messages, replicate, **place),
                 agent,
-                messages,
-                replicate=replicate,
                 backend=self.backend,
                 policy=self.policy,
                 cache=self.cache,
                 prices=self.config.prices,
                 stand_in=None if self.stand_in is None else partial(self.stand_in, name),
-                label=name,
+                progress=self.progress,
             )
-        record = {"role": role, "layer": layer, "index": index, **record}
         if self.basis is not None:
-            record["origin"] = self.basis.origins.get(name)
             lineage = "edited" if name in self.basis.edited else "recomputed"
-            record["lineage"] = "reused" if reused is not None else lineage
-        graph.add_node(name, **record)
-        for position, source in enumerate(references, start=1):
-            graph.add_edge(source, name, position=position)
+            call = replace(
+                call,
+                origin=self.basis.origins.get(name),
+                lineage="reused" if reused is not None else lineage,
+            )
+        self.trace.add_call(call, references)
         if self.trace_path is not None:
             self.trace.journal(name)
         self.bar.set_postfix_str(f"{name} {agent.model}", refresh=False)
@@ -301,7 +266,7 @@ class _Run:
             for n in previous
             if self.config.include_own_previous
             or layer >= self.config.layers
-            or self.trace.graph.nodes[n]["index"] != index
+            or self.trace.call(n).index != index
         ]
         return order_references(
             seen,
@@ -324,28 +289,29 @@ class _Run:
                     for index, agent in enumerate(agents)
                 ]
             )
-            failed = [n for n in names if self.trace.graph.nodes[n]["error"]]
+            failed = [n for n in names if self.trace.call(n).error is not None]
             if failed and config.on_proposer_error == "fail":
-                raise RunError(f"proposer {failed[0]} failed: {self.trace[failed[0]]['error']}")
+                raise RunError(f"proposer {failed[0]} failed: {self.trace.call(failed[0]).error}")
             previous = [n for n in names if n not in failed]
             if not previous:
                 raise RunError(
                     f"every proposer of layer {layer} failed; first error: "
-                    f"{self.trace[names[0]]['error']}"
+                    f"{self.trace.call(names[0]).error}"
                 )
         last = config.layers
         name = await self.call(
             last, 0, config.aggregator, self.references_for(last, 0, previous), "aggregator"
         )
-        node = self.trace.graph.nodes[name]
-        if node["error"]:
-            raise RunError(f"the aggregator failed: {node['error']}")
-        final = node["response"]
+        aggregator = self.trace.call(name)
+        if aggregator.error is not None:
+            raise RunError(f"the aggregator failed: {aggregator.error}")
+        final = aggregator.response
         if config.aggregation == "rank":
-            picked = _picked_reference(node["response"], len(previous))
-            node["picked"] = None if picked is None else self.trace.references(name)[picked]
+            picked = _picked_reference(aggregator.response, len(previous))
             if picked is not None:
-                final = self.trace[node["picked"]]["response"]
+                chosen = self.trace.references(name)[picked]
+                self.trace.update_call(name, picked=chosen)
+                final = self.trace.call(chosen).response
         self.trace.graph.graph["final"] = final
         return self.trace
 
@@ -360,103 +326,6 @@ class _Run:
             self.cache.close()
 
 
-def _blank_record(agent: Agent, messages: list[dict[str, Any]], replicate: int) -> dict[str, Any]:
-    params = agent.params()
-    key = call_key(
-        model=agent.model, base_url=agent.base_url, messages=messages, params=params, replicate=replicate
-    )
-    return {
-        "model": agent.model,
-        "base_url": agent.base_url,
-        "api_key_env": agent.key_env,
-        "params": params,
-        "messages": messages,
-        "replicate": replicate,
-        "cache_key": key,
-        "response": None,
-        "finish_reason": None,
-        "usage": None,
-        "cost": None,
-        "served_model": None,
-        "latency": None,
-        "attempts": 0,
-        "started_at": time.time(),
-        "ended_at": None,
-        "cache_hit": False,
-        "error": None,
-    }
-
-
-async def make_call(
-    agent: Agent,
-    messages: list[dict[str, Any]],
-    *,
-    replicate: int,
-    backend: Backend,
-    policy: RetryPolicy,
-    cache: CallCache | None,
-    prices: Mapping[str, Any] | None = None,
-    stand_in: Callable[[Agent, list[dict[str, Any]]], Completion] | None = None,
-    label: str | None = None,
-) -> dict[str, Any]:
-    """One call as the attributes of its trace node: taken from the cache, or sent and cached.
-
-    A failure is recorded in ``error`` (never cached); ``stand_in`` answers instead of the backend
-    and nothing is cached (a dry run).
-    """
-    record = _blank_record(agent, messages, replicate)
-    hit = cache.get(record["cache_key"]) if cache is not None else None
-    if hit is not None:
-        record.update(
-            response=hit["text"],
-            finish_reason=hit["finish_reason"],
-            usage=hit["usage"],
-            served_model=hit["served_model"],
-            latency=hit["latency"],
-            cache_hit=True,
-        )
-    else:
-        try:
-            if stand_in is not None:
-                done = stand_in(agent, messages)
-            else:
-                done = await backend.complete(
-                    model=agent.model,
-                    messages=messages,
-                    params=record["params"],
-                    base_url=resolve_endpoint(agent),
-                    key_env=agent.key_env,
-                    policy=policy,
-                    label=label,
-                )
-        except CallError as exc:
-            record.update(error=str(exc), attempts=exc.attempts)
-        else:
-            record.update(
-                response=done.text,
-                finish_reason=done.finish_reason,
-                usage=done.usage,
-                served_model=done.served_model,
-                latency=done.latency,
-                attempts=done.attempts,
-                retried_errors=list(done.errors),
-            )
-            if cache is not None and stand_in is None:
-                cache.set(
-                    record["cache_key"],
-                    {
-                        "text": done.text,
-                        "finish_reason": done.finish_reason,
-                        "usage": done.usage,
-                        "served_model": done.served_model,
-                        "latency": done.latency,
-                    },
-                )
-    record["ended_at"] = time.time()
-    record["cost"] = call_cost(agent.model, record["usage"], prices)
-    return record
-
-
 def _picked_reference(text: str, count: int) -> int | None:
     """The 0-based reference a ranker named (the first number 1..count in its reply)."""
     for match in re.finditer(r"\d+", text or ""):
@@ -464,14 +333,6 @@ def _picked_reference(text: str, count: int) -> int | None:
         if 1 <= number <= count:
             return number - 1
     return None
-
-
-def _resolve_cache(cache: CallCache | str | Path | bool | None) -> CallCache | None:
-    if cache is True:
-        return CallCache()
-    if cache in (False, None):
-        return None
-    return cache if isinstance(cache, CallCache) else CallCache(cache)
 
 
 async def arun(
@@ -495,7 +356,7 @@ async def arun(
     config = preset(config or DEFAULT_PRESET) if not isinstance(config, MoAConfig) else config
     messages = user_messages(prompt)
     if trace_path is True:
-        path: Path | None = default_trace_path(_prompt_text(messages))
+        path: Path | None = default_trace_path(prompt_text(messages))
     else:
         path = Path(trace_path) if trace_path else None
     return await execute_run(
@@ -525,10 +386,11 @@ async def execute_run(
     lists the agents whose endpoint and key must be ready before the first call (default: every
     agent of the config); ``backend`` is shared with other runs.
     """
-    state = _Run(messages, config, cache=_resolve_cache(cache), trace_path=trace_path, **options)
+    store, owned = open_cache(cache)
+    state = _Run(messages, config, cache=store, trace_path=trace_path, **options)
+    state.owns_cache = owned
     if trace_path is not None:
         state.trace.start_journal(trace_path)
-    state.owns_cache = not isinstance(cache, CallCache)
     try:
         trace = await state.execute()
     except RunError as exc:
@@ -542,21 +404,31 @@ async def execute_run(
     return trace
 
 
-_T = TypeVar("_T")
-
-
-def blocking(coroutine: Coroutine[Any, Any, _T]) -> _T:
-    """Wait for a coroutine from sync code; also works inside a running event loop (Jupyter)."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(coroutine)
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(asyncio.run, coroutine).result()
-
-
 def run(
-    prompt: str | Sequence[dict[str, Any]], config: MoAConfig | str | None = None, **options: Any
+    prompt: str | Sequence[dict[str, Any]],
+    config: MoAConfig | str | None = None,
+    *,
+    cache: CallCache | str | Path | bool = True,
+    trace_path: str | Path | bool = True,
+    progress: bool = True,
+    sample: int = 0,
+    on_call: OnCall | None = None,
+    backend: Backend | None = None,
 ) -> Trace:
-    """Blocking ``arun`` for scripts; also works inside a running event loop (Jupyter)."""
-    return blocking(arun(prompt, config, **options))
+    """Blocking ``arun`` for scripts; also works inside a running event loop (Jupyter).
+
+    Returns the finished trace; raises ``ConfigError`` before anything is sent (a bad config, a
+    missing key) and ``RunError`` when the run cannot finish (its ``trace`` keeps the calls made).
+    """
+    return blocking(
+        arun(
+            prompt,
+            config,
+            cache=cache,
+            trace_path=trace_path,
+            progress=progress,
+            sample=sample,
+            on_call=on_call,
+            backend=backend,
+        )
+    )

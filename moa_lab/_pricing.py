@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from moa_lab._config import Price
+from moa_lab._trace import Usage
 
 __all__ = ["PRICES", "call_cost"]
 
@@ -28,12 +29,12 @@ PRICES: dict[str, Price] = {
 
 
 def call_cost(
-    model: str, usage: Mapping[str, int] | None, overrides: Mapping[str, Price] | None = None
+    model: str, usage: Usage | None, overrides: Mapping[str, Price] | None = None
 ) -> float | None:
-    """Dollars for one call's usage, or None when the model's price or the usage is unknown."""
+    """US dollars of one call's usage; None when the model's price or a token count is unknown."""
     price = (overrides or {}).get(model) or PRICES.get(model)
-    if price is None or not usage:
+    if price is None or usage is None:
         return None
-    prompt = usage.get("prompt_tokens") or 0
-    completion = usage.get("completion_tokens") or 0
-    return (prompt * price.input + completion * price.output) / 1_000_000
+    if usage.prompt_tokens is None or usage.completion_tokens is None:
+        return None
+    return (usage.prompt_tokens * price.input + usage.completion_tokens * price.output) / 1_000_000

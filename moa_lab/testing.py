@@ -17,7 +17,7 @@ from typing import Any
 from moa_lab._config import Agent, MoAConfig
 from moa_lab._server import ChatServer, HTTPReply, RecordedRequest, completion
 
-__all__ = ["FakeLLM", "RecordedRequest", "fake_config"]
+__all__ = ["ChatServer", "FakeLLM", "HTTPReply", "RecordedRequest", "completion", "fake_config"]
 
 
 class FakeLLM(ChatServer):

@@ -18,3 +18,21 @@ def fake():
     """A deterministic OpenAI-compatible server on loopback."""
     with FakeLLM() as server:
         yield server
+
+
+@pytest.fixture
+def cli_fails(capsys):
+    """``cli_fails(pattern, argv)``: ``moa-lab argv`` exits 1 with one error line matching it."""
+    import re
+
+    from moa_lab.cli import main
+
+    def check(pattern: str, argv: list[str]) -> str:
+        capsys.readouterr()
+        assert main(argv) == 1
+        err = capsys.readouterr().err
+        assert err.startswith("moa-lab: error: ") and err.count("\n") == 1, err
+        assert re.search(pattern, err), err
+        return err
+
+    return check

@@ -9,8 +9,7 @@ import pytest
 
 from moa_lab import RunError, run
 from moa_lab import _analysis as analysis
-from moa_lab._server import ChatServer, completion
-from moa_lab.testing import FakeLLM, fake_config
+from moa_lab.testing import ChatServer, FakeLLM, completion, fake_config
 
 PROPOSALS = {
     "alpha": "Paris is the capital of France and sits on the river Seine in the north",
@@ -119,13 +118,12 @@ def test_attribution_follows_changes_to_the_trace(copying_trace):
     aggregator = copying_trace.aggregator()
     source = copying_trace.references(aggregator)[0]
     before = analysis.attribution(copying_trace)[source, aggregator].carried
-    node = copying_trace[aggregator]
-    kept = node["response"]
+    kept = copying_trace[aggregator].response
     try:
-        node["response"] = copying_trace[source]["response"]
+        copying_trace.update_call(aggregator, response=copying_trace[source].response)
         assert analysis.attribution(copying_trace)[source, aggregator].carried == 1.0
     finally:
-        node["response"] = kept
+        copying_trace.update_call(aggregator, response=kept)
     assert analysis.attribution(copying_trace)[source, aggregator].carried == before
 
 

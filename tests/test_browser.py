@@ -108,7 +108,7 @@ def test_exported_page_renders_shows_a_clicked_call_and_runs_no_model_text(brows
     page.mouse.click(x, y)
     page.wait_for_selector('#moa-selected[data-node="L1.1"]')
     panel = page.inner_text("#moa-selected")
-    assert trace["L1.1"]["response"] in panel
+    assert trace["L1.1"].response in panel
     assert "beta" in panel and "Messages sent" in panel
     shot = tmp_path / "export-clicked.png"
     page.locator("#moa-graph-section").screenshot(path=tmp_path / "export-graph.png")

@@ -35,8 +35,8 @@ def test_run_prints_the_answer_on_stdout_and_the_trace_path_on_stderr(fake, tmp_
     assert status == 0
     assert captured.out == trace.final + "\n"
     assert captured.err.strip().endswith(f"trace: {out}")
-    assert [[trace[n]["model"] for n in trace.calls(layer)] for layer in (1, 2)] == [["a", "b", "c"]] * 2
-    assert trace[trace.aggregator()]["model"] == "z"
+    assert [[trace[n].model for n in trace.calls(layer)] for layer in (1, 2)] == [["a", "b", "c"]] * 2
+    assert trace[trace.aggregator()].model == "z"
 
 
 def test_run_json_output_and_the_cache(fake, tmp_path, capsys):
@@ -47,7 +47,7 @@ def test_run_json_output_and_the_cache(fake, tmp_path, capsys):
     assert main(args) == 0
     second = json.loads(capsys.readouterr().out)
     assert second["answer"] == first["answer"] and len(fake.chat_requests()) == sent
-    assert all(Trace.load(second["trace"])[n]["cache_hit"] for n in Trace.load(second["trace"]))
+    assert all(Trace.load(second["trace"])[n].cache_hit for n in Trace.load(second["trace"]))
 
 
 def test_failures_are_one_line_and_a_non_zero_status(tmp_path, capsys):

@@ -7,9 +7,7 @@ import json
 import pytest
 
 import moa_lab
-from moa_lab import Price
-from moa_lab._compare import compare, run_totals
-from moa_lab._replay import AddProposer, AggregatorTemplate, RemoveProposer, replay
+from moa_lab import AddProposer, AggregatorTemplate, Price, RemoveProposer, compare, replay
 from moa_lab.testing import fake_config
 
 TERSE = "Answer in one line, using these answers:\n{references}"
@@ -38,15 +36,15 @@ def test_a_trace_compared_with_itself_has_no_differences(priced):
     assert same.identical and same.differences == []
     assert all(c.status == "same" and c.changed == () and c.prompt_diff == () for c in same.calls)
     assert all(c.cost == 0 and c.latency == 0 and c.completion_tokens == 0 for c in same.calls)
-    assert set(same.totals["delta"].values()) == {0}
+    assert set(same.delta.values()) == {0}
     assert same.final_diff == (("equal", priced.final),)
 
 
 def test_a_replay_without_edits_differs_only_in_what_it_sent(priced):
     again = compare(priced, _replay(priced, []))
     assert again.identical
-    assert again.totals["delta"]["sent"] == -4 and again.totals["delta"]["cost"] == 0
-    assert again.totals["right"]["spent"] == 0 and again.totals["left"]["spent"] > 0
+    assert again.delta["sent"] == -4 and again.delta["cost"] == 0
+    assert again.right_totals.spent == 0 and again.left_totals.spent > 0
 
 
 def test_an_aggregator_edit_changes_only_the_aggregator(fake, priced):
@@ -60,11 +58,11 @@ def test_an_aggregator_edit_changes_only_the_aggregator(fake, priced):
     assert _joined(changed.response_diff, {"equal", "insert"}) == new.final
     assert "Answer in one line" in _joined(changed.prompt_diff, {"insert"})
     assert _joined(result.final_diff, {"equal", "insert"}) == new.final
-    usage = new["L2.0"]["usage"]
-    before = priced["L2.0"]["usage"]
-    assert changed.prompt_tokens == usage["prompt_tokens"] - before["prompt_tokens"] < 0
-    assert changed.cost == pytest.approx(new["L2.0"]["cost"] - priced["L2.0"]["cost"])
-    assert result.totals["right"]["sent"] == 1
+    usage = new["L2.0"].usage
+    before = priced["L2.0"].usage
+    assert changed.prompt_tokens == usage.prompt_tokens - before.prompt_tokens < 0
+    assert changed.cost == pytest.approx(new["L2.0"].cost - priced["L2.0"].cost)
+    assert result.right_totals.sent == 1
     assert result["L1.0"].status == "same" and result["L1.0"].lineage == "reused"
     frame = result.to_pandas()
     assert list(frame["node"]) == ["L1.0", "L1.1", "L1.2", "L2.0"]
@@ -92,12 +90,12 @@ def test_added_and_removed_calls_are_aligned_by_layer_and_index(fake):
 def test_unknown_prices_give_unknown_deltas_not_zero(fake):
     plain = _run(fake_config(fake.url))
     result = compare(plain, _replay(plain, AggregatorTemplate(TERSE)))
-    assert result["L2.0"].cost is None and result.totals["delta"]["cost"] is None
-    assert run_totals(plain)["cost"] is None
+    assert result["L2.0"].cost is None and result.delta["cost"] is None
+    assert plain.totals().cost is None
 
 
 def test_the_figure_pairs_before_and_after_for_every_call(priced):
-    from moa_lab.views.compare import STATUS_COLORS, compare_figure
+    from moa_lab.views import STATUS_COLORS, compare_figure
 
     new = _replay(priced, AggregatorTemplate(TERSE))
     figure = compare_figure(priced, new)
@@ -105,16 +103,16 @@ def test_the_figure_pairs_before_and_after_for_every_call(priced):
     assert len(bars) == 6  # before and after, for tokens, latency and cost
     tokens_before, tokens_after = bars[0], bars[1]
     assert list(tokens_before.y) == ["L1.0", "L1.1", "L1.2", "L2.0"]
-    total = new["L2.0"]["usage"]["prompt_tokens"] + new["L2.0"]["usage"]["completion_tokens"]
+    total = new["L2.0"].prompt_tokens + new["L2.0"].completion_tokens
     assert tokens_after.x[3] == total
     assert list(tokens_after.marker.color) == [STATUS_COLORS["same"]] * 3 + [STATUS_COLORS["changed"]]
     cost_after = bars[5]
-    assert cost_after.x[3] == pytest.approx(new["L2.0"]["cost"])
+    assert cost_after.x[3] == pytest.approx(new["L2.0"].cost)
     assert "1 of 4 calls differ" in figure.layout.title.text
 
 
 def test_the_widget_shows_the_finals_side_by_side_escaped(fake):
-    from moa_lab.views.compare import CompareView
+    from moa_lab.views import CompareView
 
     source = _run(fake_config(fake.url), prompt="<script>alert(1)</script> why?")
     new = _replay(source, AggregatorTemplate(TERSE))

@@ -36,8 +36,8 @@ def test_each_layer_sees_every_answer_of_the_layer_before(fake):
     trace = _run(fake_config(fake.url, layers=3))
     requests = fake.chat_requests()
     assert len(requests) == 7
-    layer1 = [trace[n]["response"] for n in trace.calls(1)]
-    layer2 = [trace[n]["response"] for n in trace.calls(2)]
+    layer1 = [trace[n].response for n in trace.calls(1)]
+    layer2 = [trace[n].response for n in trace.calls(2)]
     first_round, second_round, final = requests[:3], requests[3:6], requests[6]
     for request in first_round:
         assert request.body["messages"] == [{"role": "user", "content": "Why is the sky blue?"}]
@@ -48,7 +48,7 @@ def test_each_layer_sees_every_answer_of_the_layer_before(fake):
         assert request.body["messages"][-1] == {"role": "user", "content": "Why is the sky blue?"}
     assert final.model == "omega"
     assert final.system.endswith("\n".join(f"{i}. {r}" for i, r in enumerate(layer2, 1)))
-    assert trace.final == trace[trace.aggregator()]["response"]
+    assert trace.final == trace[trace.aggregator()].response
     assert trace.graph.number_of_edges() == 9 + 3
     assert trace.references("L3.0") == ["L2.0", "L2.1", "L2.2"]
     assert trace.status == "complete"
@@ -60,16 +60,16 @@ def test_node_records_what_was_sent_and_returned(fake):
     request = fake.chat_requests()[-1]
     sent = request.body
     assert request.headers["x-moa-lab-call"] == "L2.0"  # names the call, e.g. in local progress bars
-    assert node["messages"] == sent["messages"]
-    assert node["params"] == {"temperature": 0.7, "max_tokens": 512}
+    assert list(node.messages) == sent["messages"]
+    assert node.params == {"temperature": 0.7, "max_tokens": 512}
     assert sent["temperature"] == 0.7 and sent["max_tokens"] == 512
-    assert node["role"] == "aggregator" and node["layer"] == 2 and node["index"] == 0
-    assert node["usage"]["completion_tokens"] == len(node["response"].split())
-    assert node["finish_reason"] == "stop"
-    assert node["served_model"] == "omega"
-    assert node["started_at"] <= node["ended_at"]
-    assert node["latency"] > 0 and node["cache_hit"] is False and node["error"] is None
-    assert node["cost"] is None  # unknown model: unknown cost, not 0
+    assert node.role == "aggregator" and node.layer == 2 and node.index == 0
+    assert node.completion_tokens == len(node.response.split())
+    assert node.finish_reason == "stop"
+    assert node.served_model == "omega"
+    assert node.started_at <= node.ended_at
+    assert node.latency > 0 and node.cache_hit is False and node.error is None
+    assert node.cost is None  # unknown model: unknown cost, not 0
 
 
 def test_a_users_system_message_is_kept_and_the_template_appended(fake):
@@ -91,7 +91,7 @@ def test_proposers_of_a_layer_run_concurrently():
         wall = time.perf_counter() - started
     assert len(trace) == 13
     assert 1.5 <= wall < 2.5, wall  # 3 layers of 0.5 s, not 13 calls of 0.5 s
-    starts = [trace[n]["started_at"] for n in trace.calls(2)]
+    starts = [trace[n].started_at for n in trace.calls(2)]
     assert max(starts) - min(starts) < 0.2
 
 
@@ -109,9 +109,9 @@ def test_500_and_429_are_retried_honouring_retry_after():
         trace = _run(fake_config(server.url, backoff_max=1.0))
         alpha = _by_model(server.chat_requests())["alpha"]
     assert len(alpha) == 3
-    assert trace["L1.0"]["attempts"] == 3 and trace["L1.0"]["error"] is None
+    assert trace["L1.0"].attempts == 3 and trace["L1.0"].error is None
     assert alpha[2].received_at - alpha[1].received_at >= 0.3
-    assert "HTTP 429" in trace["L1.0"]["retried_errors"][1]
+    assert "HTTP 429" in trace["L1.0"].retried_errors[1]
 
 
 def test_a_400_is_not_retried_and_the_proposer_is_dropped():
@@ -119,7 +119,7 @@ def test_a_400_is_not_retried_and_the_proposer_is_dropped():
         trace = _run(fake_config(server.url))
         alpha = _by_model(server.chat_requests())["alpha"]
     assert len(alpha) == 1
-    assert trace["L1.0"]["error"].startswith("HTTP 400 from http://127.0.0.1")
+    assert trace["L1.0"].error.startswith("HTTP 400 from http://127.0.0.1")
     assert trace.references("L2.0") == ["L1.1", "L1.2"]
     assert trace.final is not None
 
@@ -127,9 +127,9 @@ def test_a_400_is_not_retried_and_the_proposer_is_dropped():
 def test_a_timeout_is_retried():
     with FakeLLM(faults={"alpha": ["hang"]}, hang_seconds=3) as server:
         trace = _run(fake_config(server.url, timeout=0.5))
-    assert trace["L1.0"]["attempts"] == 2
-    assert "timed out" in trace["L1.0"]["retried_errors"][0]
-    assert trace["L1.0"]["response"].startswith("alpha answers")
+    assert trace["L1.0"].attempts == 2
+    assert "timed out" in trace["L1.0"].retried_errors[0]
+    assert trace["L1.0"].response.startswith("alpha answers")
 
 
 def test_a_proposer_that_always_fails_is_dropped():
@@ -137,7 +137,7 @@ def test_a_proposer_that_always_fails_is_dropped():
         trace = _run(fake_config(server.url, max_retries=2))
         beta = _by_model(server.chat_requests())["beta"]
     assert len(beta) == 3
-    assert "gave up after 3 attempts" in trace["L1.1"]["error"]
+    assert "gave up after 3 attempts" in trace["L1.1"].error
     assert "L1.1" not in trace.references("L2.0")
     assert "having read 2 references" in trace.final
 
@@ -166,14 +166,14 @@ def test_a_second_identical_run_is_served_from_the_cache(fake, tmp_path):
     sent = len(fake.chat_requests())
     second = _run(config.model_copy(update={"timeout": 99.0, "max_retries": 1}), cache=tmp_path / "c")
     assert len(fake.chat_requests()) == sent == 4
-    assert all(second[n]["cache_hit"] for n in second)
+    assert all(second[n].cache_hit for n in second)
     assert second.final == first.final
-    assert second["L1.0"]["usage"] == first["L1.0"]["usage"]
-    assert first["L1.0"]["cost"] > 0
-    assert second["L1.0"]["cost"] == pytest.approx(first["L1.0"]["cost"])
+    assert second["L1.0"].usage == first["L1.0"].usage
+    assert first["L1.0"].cost > 0
+    assert second["L1.0"].cost == pytest.approx(first["L1.0"].cost)
     totals = second.totals()
-    assert totals["cache_hits"] == 4 and totals["cost"] == 0
-    assert totals["saved_cost"] is None  # beta and gamma have no price
+    assert totals.cache_hits == 4 and totals.spent == 0
+    assert totals.saved is None  # beta and gamma have no price
 
 
 def test_errors_are_not_cached(tmp_path):
@@ -182,19 +182,19 @@ def test_errors_are_not_cached(tmp_path):
         _run(config, cache=tmp_path / "c")
         again = _run(config, cache=tmp_path / "c")
         alpha = _by_model(server.chat_requests())["alpha"]
-    assert len(alpha) == 2 and again["L1.0"]["error"] is None
+    assert len(alpha) == 2 and again["L1.0"].error is None
 
 
 def test_samples_of_one_prompt_stay_distinct_in_the_cache(fake, tmp_path):
     config = fake_config(fake.url, proposers=["same", "same", "same"])
     trace = _run(config, cache=tmp_path / "c")
-    keys = {trace[n]["cache_key"] for n in trace.calls(1)}
+    keys = {trace[n].cache_key for n in trace.calls(1)}
     assert len(keys) == 3
-    assert [trace[n]["replicate"] for n in trace.calls(1)] == [0, 1, 2]
+    assert [trace[n].replicate for n in trace.calls(1)] == [0, 1, 2]
     _run(config, cache=tmp_path / "c")
     other_sample = _run(config, cache=tmp_path / "c", sample=1)
     assert len(fake.chat_requests()) == 4 + 4
-    assert not any(other_sample[n]["cache_hit"] for n in other_sample)
+    assert not any(other_sample[n].cache_hit for n in other_sample)
 
 
 def test_own_previous_answer_can_be_hidden(fake):
@@ -202,7 +202,7 @@ def test_own_previous_answer_can_be_hidden(fake):
     assert trace.references("L2.1") == ["L1.0", "L1.2"]
     assert trace.references("L3.0") == ["L2.0", "L2.1", "L2.2"]
     beta_round_two = [r for r in fake.chat_requests() if r.model == "beta"][1]
-    assert trace["L1.1"]["response"] not in beta_round_two.system
+    assert trace["L1.1"].response not in beta_round_two.system
 
 
 def test_reference_shuffle_is_seeded(fake):
@@ -220,9 +220,9 @@ def test_rank_aggregation_returns_the_picked_reference(fake):
 
     trace = _run(fake_config(fake.url, aggregation="rank", aggregator_template=RANKER_TEMPLATE))
     aggregator = trace[trace.aggregator()]
-    assert "having read 3 references" in aggregator["response"]  # the fake names 3 first
-    assert aggregator["picked"] == "L1.2"
-    assert trace.final == trace["L1.2"]["response"]
+    assert "having read 3 references" in aggregator.response  # the fake names 3 first
+    assert aggregator.picked == "L1.2"
+    assert trace.final == trace["L1.2"].response
 
 
 def test_no_api_key_reaches_any_file(tmp_path, monkeypatch):
@@ -288,7 +288,7 @@ def test_a_killed_run_keeps_every_call_it_finished(tmp_path):
     trace = Trace.load(path)
     assert trace.calls() == ["L1.0", "L1.1", "L1.2"]
     assert trace.status == "running" and trace.final is None
-    assert all(trace[n]["response"] for n in trace)
+    assert all(trace[n].response for n in trace)
     assert not list(Path(tmp_path).glob("*.tmp"))
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 import re
@@ -10,11 +9,10 @@ import re
 import pytest
 
 from moa_lab import Agent, CallCache, ConfigError, Trace
-from moa_lab._server import ChatServer, completion
+from moa_lab.cli import main
 from moa_lab.experiments import (
     Candidate,
     DatasetError,
-    add_command,
     aexperiment,
     bootstrap_ci,
     experiment,
@@ -29,7 +27,7 @@ from moa_lab.experiments import (
     sweep,
 )
 from moa_lab.experiments._make_datasets import arithmetic_items, instruction_items
-from moa_lab.testing import FakeLLM, fake_config
+from moa_lab.testing import ChatServer, FakeLLM, completion, fake_config
 
 
 def _qa(tmp_path, count=3, name="qa.jsonl"):
@@ -62,7 +60,7 @@ def test_every_config_runs_on_every_item_with_a_trace_each(fake, tmp_path):
     alone = rows[rows["config"] == "beta"]
     assert (alone["cache_hits"] == 1).all() and (alone["calls"] == 1).all()
     moa = result.trace("moa", "q1")
-    assert result.trace("beta", "q1").final == moa[moa.calls(1)[1]]["response"]
+    assert result.trace("beta", "q1").final == moa[moa.calls(1)[1]].response
     table = result.table()
     assert list(table.index) == ["moa", "alpha", "beta", "gamma"]
     assert table.loc["moa", "calls"] == 4 and table.loc["alpha", "layers"] == 1
@@ -214,7 +212,7 @@ def test_the_judge_sees_both_orders_so_position_bias_cancels(fake, tmp_path):
     first = judgments[(judgments["config"] == "moa") & (judgments["item"] == "q0")]
     moa_answer = result.trace("moa", "q0").final
     alpha_answer = result.trace("alpha", "q0").final
-    bodies = [Trace.load(p)[("L1.0")]["messages"][-1]["content"] for p in first["trace"]]
+    bodies = [Trace.load(p)["L1.0"].messages[-1]["content"] for p in first["trace"]]
     assert bodies[0].index(moa_answer) < bodies[0].index(alpha_answer)
     assert bodies[1].index(alpha_answer) < bodies[1].index(moa_answer)
 
@@ -362,11 +360,8 @@ def test_paper_variants_and_singles_are_derived_from_one_config(fake):
     ]
 
 
-def _cli(argv):
-    parser = argparse.ArgumentParser(prog="moa-lab")
-    add_command(parser.add_subparsers(dest="command"))
-    args = parser.parse_args(argv)
-    return args.handler(args)
+def _cli(argv: list[str]) -> int:
+    return main(argv)
 
 
 def test_the_command_prints_the_table_and_writes_figures(fake, tmp_path, capsys):
@@ -409,14 +404,15 @@ def test_the_command_prints_the_table_and_writes_figures(fake, tmp_path, capsys)
     assert "figure:" in printed.err
 
 
-def test_a_bad_experiment_file_is_one_line(tmp_path):
+def test_a_bad_experiment_file_is_one_line(tmp_path, cli_fails):
     spec = tmp_path / "bad.yaml"
     spec.write_text("configs:\n  - {preset: moa, file: x.yaml}\n")
-    with pytest.raises(ConfigError, match="configs item 1: give exactly one of preset, file"):
-        _cli(["experiment", str(spec), "--dataset", "arithmetic"])
+    cli_fails(
+        "configs item 1: give exactly one of preset, file",
+        ["experiment", str(spec), "--dataset", "arithmetic"],
+    )
     spec.write_text("configs: [moa]\njudges: {}\n")
-    with pytest.raises(ConfigError, match=r"unknown keys \['judges'\]"):
-        _cli(["experiment", str(spec), "--dataset", "arithmetic"])
+    cli_fails(r"unknown keys \['judges'\]", ["experiment", str(spec), "--dataset", "arithmetic"])
 
 
 def _table():
@@ -438,7 +434,7 @@ def _table():
 
 
 def test_the_pareto_figure_marks_the_front_and_the_intervals():
-    from moa_lab.views.experiments import pareto_figure
+    from moa_lab.views import pareto_figure
 
     figure = pareto_figure(_table(), x="tokens")
     points, front = figure.data
@@ -451,7 +447,7 @@ def test_the_pareto_figure_marks_the_front_and_the_intervals():
 
 
 def test_bars_and_ablation_figures_are_built_from_the_table():
-    from moa_lab.views.experiments import by_layers_figure, by_proposers_figure, experiment_figures
+    from moa_lab.views import by_layers_figure, by_proposers_figure, experiment_figures
 
     figures = experiment_figures(_table())
     assert set(figures) == {
@@ -470,7 +466,7 @@ def test_bars_and_ablation_figures_are_built_from_the_table():
 
 
 def test_config_names_are_escaped_in_figures():
-    from moa_lab.views.experiments import bars_figure
+    from moa_lab.views import bars_figure
 
     table = _table().rename(index={"a": "<img src=x onerror=alert(1)>"})
     assert "<img" not in bars_figure(table).data[0].x[0]
@@ -492,13 +488,7 @@ def test_the_experiments_package_does_not_import_plotly():
     assert _loaded_after(code) == ["False", "False"]
 
 
-def test_registering_the_command_does_not_load_pandas():
-    code = "import sys; from moa_lab.experiments import add_command; print('pandas' in sys.modules)"
-    assert _loaded_after(code) == ["False"]
-
-
 def test_every_public_name_loads():
     import moa_lab.experiments as experiments
 
-    assert sorted(experiments.__all__) == sorted(experiments._HOMES)
     assert all(getattr(experiments, name) is not None for name in experiments.__all__)

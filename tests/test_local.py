@@ -7,7 +7,6 @@ runs the real packaged model end to end through the CLI.
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import itertools
 import json
@@ -22,8 +21,10 @@ from pathlib import Path
 import pytest
 
 import moa_lab
-import moa_lab._local as local
+import moa_lab.local as local
 from moa_lab import Agent, ConfigError, MoAConfig, Trace
+from moa_lab.cli import main
+from moa_lab.local import _models, _server
 from moa_lab.testing import FakeLLM
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -105,7 +106,8 @@ def test_a_changed_file_fails_verification(packaged, tmp_path):
 
 
 def test_the_packaged_default_is_assembled_from_its_part_packages(packaged, tmp_path, monkeypatch):
-    monkeypatch.setattr(local, "DEFAULT_MODEL", packaged())
+    monkeypatch.setattr(_models, "DEFAULT_MODEL", packaged())
+    monkeypatch.setattr(local, "DEFAULT_MODEL", _models.DEFAULT_MODEL)
     monkeypatch.setenv(local.MODEL_DIR_ENV, str(tmp_path / "models"))
     monkeypatch.delenv(local.GGUF_ENV, raising=False)
     assert local.gguf_path("local").read_bytes() == packaged.whole
@@ -168,9 +170,9 @@ def fake_gguf(tmp_path, monkeypatch):
         loaded.append(FakeLlama(delay=0.2))
         return loaded[-1]
 
-    monkeypatch.setattr(local, "load_llama", load)
+    monkeypatch.setattr(_server, "load_llama", load)
     yield path, loaded
-    local._stop_servers()
+    _server.stop_servers()
 
 
 def _run(config, prompt="Why is the sky blue?"):
@@ -201,11 +203,11 @@ def test_local_calls_are_serialized_and_recorded_like_remote_ones(fake_gguf):
     }
     for node in trace.calls():
         data = trace[node]
-        assert data["usage"] == {"prompt_tokens": 11, "completion_tokens": 3, "total_tokens": 14}
-        assert data["finish_reason"] == "length"
-        assert data["served_model"] == "tiny-chat"
-        assert data["base_url"] == f"local:{path}"
-        assert data["error"] is None
+        assert data.usage.to_dict() == {"prompt_tokens": 11, "completion_tokens": 3, "total_tokens": 14}
+        assert data.finish_reason == "length"
+        assert data.served_model == "tiny-chat"
+        assert data.base_url == f"local:{path}"
+        assert data.error is None
     assert trace.final == "seed 7"
 
 
@@ -226,7 +228,7 @@ def test_a_prompt_too_long_is_a_clear_error_not_retried(fake_gguf):
     config = MoAConfig(proposers=[_local_agent(path)], aggregator=_local_agent(path), layers=2)
     with pytest.raises(moa_lab.RunError) as failure:
         _run(config, prompt="too long")
-    error = failure.value.trace["L1.0"]["error"]
+    error = failure.value.trace["L1.0"].error
     assert error.startswith("HTTP 400 ") and "tiny-chat: Requested tokens" in error
     assert "gave up" not in error
     assert len(loaded[0].calls) == 1
@@ -239,8 +241,8 @@ def test_parameters_the_local_model_cannot_honour_are_refused(fake_gguf):
         proposers=[odd, _local_agent(path, seed=1)], aggregator=_local_agent(path), layers=2
     )
     trace = _run(config)
-    assert "the local model does not take ['logprobs']" in trace["L1.0"]["error"]
-    assert trace["L1.1"]["error"] is None
+    assert "the local model does not take ['logprobs']" in trace["L1.0"].error
+    assert trace["L1.1"].error is None
     assert all("logprobs" not in call for call in loaded[0].calls)
 
 
@@ -259,12 +261,12 @@ def test_a_missing_gguf_fails_before_any_call(tmp_path, monkeypatch):
         assert remote.chat_requests() == []
     monkeypatch.setenv(local.GGUF_ENV, str(missing))
     with pytest.raises(ConfigError, match=re.escape(f"${local.GGUF_ENV}: {missing} is not a file")):
-        local.resolve(Agent(model="m", base_url="local"))
+        local.resolve("local")
 
 
 def test_missing_part_packages_surface_through_a_run(tmp_path, monkeypatch):
     monkeypatch.setattr(
-        local, "DEFAULT_MODEL", local.PackagedModel("gone", "moa_lab_absent_part", 2, "0" * 64, 10)
+        _models, "DEFAULT_MODEL", local.PackagedModel("gone", "moa_lab_absent_part", 2, "0" * 64, 10)
     )
     monkeypatch.setenv(local.MODEL_DIR_ENV, str(tmp_path / "models"))
     monkeypatch.delenv(local.GGUF_ENV, raising=False)
@@ -285,21 +287,19 @@ def test_local_preset_is_self_moa_lite_on_the_local_model_at_no_cost(fake_gguf, 
     monkeypatch.setenv(local.GGUF_ENV, str(path))
     trace = _run("local")
     assert trace.status == "complete"
-    assert {trace[n]["base_url"] for n in trace.calls()} == {f"local:{path}"}
-    assert {trace[n]["model"] for n in trace.calls()} == {"tiny-chat"}
-    assert trace.totals()["cost"] == 0
+    assert {trace[n].base_url for n in trace.calls()} == {f"local:{path}"}
+    assert {trace[n].model for n in trace.calls()} == {"tiny-chat"}
+    assert trace.totals().cost == 0
     assert len(loaded[0].calls) == 4
 
 
 def _command(*argv: str) -> int:
-    parser = argparse.ArgumentParser()
-    local.add_command(parser.add_subparsers())
-    args = parser.parse_args(["local-model", *argv])
-    return args.handler(args)
+    return main(["local-model", *argv])
 
 
 def test_local_model_command_prints_the_model_path(packaged, tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(local, "DEFAULT_MODEL", packaged())
+    monkeypatch.setattr(_models, "DEFAULT_MODEL", packaged())
+    monkeypatch.setattr(local, "DEFAULT_MODEL", _models.DEFAULT_MODEL)
     monkeypatch.setenv(local.MODEL_DIR_ENV, str(tmp_path / "models"))
     monkeypatch.delenv(local.GGUF_ENV, raising=False)
     assert _command("--verify") == 0
@@ -307,8 +307,8 @@ def test_local_model_command_prints_the_model_path(packaged, tmp_path, monkeypat
     assert out == f"{tmp_path / 'models' / 'fake-model.gguf'}\n"
     assert "matches its pinned SHA-256" in err
     monkeypatch.setenv(local.GGUF_ENV, str(tmp_path / "models" / "fake-model.gguf"))
-    with pytest.raises(ConfigError, match="--verify checks the packaged model"):
-        _command("--verify")
+    assert _command("--verify") == 1
+    assert "--verify checks the packaged model" in capsys.readouterr().err
 
 
 # -- shipped traces and the real model ---------------------------------------------------------
@@ -321,8 +321,8 @@ def test_shipped_traces_load_and_are_complete():
         trace = Trace.load(path)
         assert trace.status == "complete", path
         assert trace.final
-        assert {trace[n]["base_url"] for n in trace.calls()} == {"local"}
-        assert all(trace[n]["usage"] and trace[n]["served_model"] for n in trace.calls())
+        assert {trace[n].base_url for n in trace.calls()} == {"local"}
+        assert all(trace[n].usage and trace[n].served_model for n in trace.calls())
 
 
 @pytest.mark.slow
@@ -333,7 +333,7 @@ def test_the_real_local_model_answers_through_the_cli(tmp_path):
         [
             sys.executable,
             "-c",
-            "import sys, moa_lab._local; from moa_lab.cli import main; sys.exit(main(sys.argv[1:]))",
+            "import sys; from moa_lab.cli import main; sys.exit(main(sys.argv[1:]))",
             "run",
             "What is the capital of France?",
             "--preset",
@@ -355,16 +355,16 @@ def test_the_real_local_model_answers_through_the_cli(tmp_path):
     assert len(trace.calls()) == 4
     for node in trace.calls():
         data = trace[node]
-        assert data["error"] is None and data["response"]
-        assert data["served_model"] == local.DEFAULT_MODEL.name
-        assert data["usage"]["completion_tokens"] > 0
-        assert data["finish_reason"] in ("stop", "length")
-        assert data["cost"] == 0
+        assert data.error is None and data.response
+        assert data.served_model == local.DEFAULT_MODEL.name
+        assert data.completion_tokens > 0
+        assert data.finish_reason in ("stop", "length")
+        assert data.cost == 0
 
 
 @pytest.mark.slow
 def test_a_seeded_local_call_answers_the_same_whatever_ran_before_it():
-    url = local.resolve(Agent(model=local.DEFAULT_MODEL.name, base_url="local"))
+    url = local.resolve("local")
 
     def ask(question: str, seed: int) -> str:
         body = {

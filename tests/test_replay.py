@@ -3,28 +3,30 @@ and the PromptLab widget driven without a kernel."""
 
 from __future__ import annotations
 
-import argparse
 import json
 
 import pytest
 
 import moa_lab
-from moa_lab import Agent, ConfigError, Price, Trace
-from moa_lab._prompts import RANKER_TEMPLATE
-from moa_lab._replay import (
+from moa_lab import (
     AddProposer,
+    Agent,
     AggregatorTemplate,
+    ConfigError,
     NodeMessage,
     NodeParams,
+    Price,
     ProposerTemplate,
     RemoveProposer,
+    Trace,
     UserPrompt,
-    add_command,
     edit_from_dict,
     lineage,
     plan,
     replay,
 )
+from moa_lab._prompts import RANKER_TEMPLATE
+from moa_lab.cli import main
 from moa_lab.testing import FakeLLM, fake_config
 
 TERSE = "Answer in one line, using these answers:\n{references}"
@@ -57,11 +59,11 @@ def test_an_aggregator_template_edit_sends_exactly_one_call(fake, three_layers):
     (request,) = fake.chat_requests()
     assert request.model == "omega"
     assert request.system.startswith("Answer in one line, using these answers:\n1. ")
-    assert new.final == new["L3.0"]["response"] != three_layers.final
+    assert new.final == new["L3.0"].response != three_layers.final
     for node in new.calls(1) + new.calls(2):
-        assert new[node]["response"] == three_layers[node]["response"]
-        assert new[node]["lineage"] == "reused" and new[node]["cache_hit"]
-    assert new["L3.0"]["lineage"] == "edited" and not new["L3.0"]["cache_hit"]
+        assert new[node].response == three_layers[node].response
+        assert new[node].lineage == "reused" and new[node].cache_hit
+    assert new["L3.0"].lineage == "edited" and not new["L3.0"].cache_hit
     # The proposers of layer 2 shared the aggregator's template; they keep the old one.
     assert new.config["proposer_template"] == three_layers.config["aggregator_template"]
     assert new.config["aggregator_template"] == TERSE
@@ -72,11 +74,11 @@ def test_editing_one_proposer_of_layer_two_sends_it_and_the_aggregator(fake, thr
     new = _replay(three_layers, NodeParams("L2.1", model="delta", temperature=0.1))
     assert [r.model for r in fake.chat_requests()] == ["delta", "omega"]
     assert fake.chat_requests()[0].body["temperature"] == 0.1
-    assert {n: new[n]["lineage"] for n in new if new[n]["lineage"] != "reused"} == {
+    assert {n: new[n].lineage for n in new if new[n].lineage != "reused"} == {
         "L2.1": "edited",
         "L3.0": "recomputed",
     }
-    assert new["L2.1"]["response"] in fake.chat_requests()[1].system
+    assert new["L2.1"].response in fake.chat_requests()[1].system
 
 
 # Each edit kind on the 3-layer run (3 proposers per layer): the calls it must send, no more.
@@ -120,17 +122,17 @@ def test_each_edit_sends_only_the_calls_it_reaches(fake, three_layers, edits, re
     assert fake.chat_requests() == []  # planning sends nothing
     new = _replay(three_layers, edits)
     assert len(fake.chat_requests()) == len(recomputed) == planned.calls
-    assert [n for n in new if new[n]["lineage"] != "reused"] == recomputed == planned.recomputed
-    assert sorted(r.model for r in fake.chat_requests()) == sorted(new[n]["model"] for n in recomputed)
-    assert new.status == "complete" and new.final == new[new.aggregator()]["response"]
+    assert [n for n in new if new[n].lineage != "reused"] == recomputed == planned.recomputed
+    assert sorted(r.model for r in fake.chat_requests()) == sorted(new[n].model for n in recomputed)
+    assert new.status == "complete" and new.final == new[new.aggregator()].response
 
 
 def test_removing_a_proposer_shifts_the_later_ones_and_reuses_them(fake, three_layers):
     new = _replay(three_layers, RemoveProposer("L1.0"))
-    assert [new[n]["model"] for n in new.calls(1)] == ["beta", "gamma"]
-    assert [new[n]["origin"] for n in new.calls(1)] == ["L1.1", "L1.2"]
-    assert [new[n]["lineage"] for n in new.calls(1)] == ["reused", "reused"]
-    assert new["L1.0"]["response"] == three_layers["L1.1"]["response"]
+    assert [new[n].model for n in new.calls(1)] == ["beta", "gamma"]
+    assert [new[n].origin for n in new.calls(1)] == ["L1.1", "L1.2"]
+    assert [new[n].lineage for n in new.calls(1)] == ["reused", "reused"]
+    assert new["L1.0"].response == three_layers["L1.1"].response
     assert sorted(r.model for r in fake.chat_requests()) == ["alpha", "beta", "gamma", "omega"]
 
 
@@ -140,8 +142,8 @@ def test_a_replay_with_no_edits_works_from_the_file_alone(tmp_path):
     # The server is gone and there is no cache: nothing may be sent, and nothing needs to be.
     new = _replay(Trace.load(tmp_path / "source.json"), cache=tmp_path / "empty-cache")
     assert new.final == source.final
-    assert all(new[n]["lineage"] == "reused" for n in new)
-    assert new.totals()["cost"] == 0
+    assert all(new[n].lineage == "reused" for n in new)
+    assert new.totals().spent == 0
 
 
 def test_an_aggregator_edit_from_a_file_needs_no_cache(fake, tmp_path):
@@ -156,7 +158,7 @@ def test_recomputed_calls_go_through_the_cache(fake, three_layers, tmp_path):
     first = _replay(three_layers, AggregatorTemplate(TERSE), cache=tmp_path / "c")
     again = _replay(three_layers, AggregatorTemplate(TERSE), cache=tmp_path / "c")
     assert len(fake.chat_requests()) == 1
-    assert again.final == first.final and again["L3.0"]["cache_hit"]
+    assert again.final == first.final and again["L3.0"].cache_hit
     assert plan(three_layers, AggregatorTemplate(TERSE), cache=tmp_path / "c").calls == 0
 
 
@@ -247,10 +249,10 @@ def test_the_plan_estimates_tokens_and_cost_of_what_it_will_send(fake, tmp_path)
     source = _run(fake_config(fake.url, layers=3, prices=prices))
     planned = plan(source, AggregatorTemplate(TERSE), cache=False)
     new = _replay(source, AggregatorTemplate(TERSE))
-    usage = new["L3.0"]["usage"]
+    usage = new["L3.0"].usage
     assert planned.calls == 1 and planned.recomputed == ["L3.0"]
-    assert 0.6 < planned.prompt_tokens / usage["prompt_tokens"] < 1.6
-    assert planned.completion_tokens == source["L3.0"]["usage"]["completion_tokens"]
+    assert 0.6 < planned.prompt_tokens / usage.prompt_tokens < 1.6
+    assert planned.completion_tokens == source["L3.0"].completion_tokens
     assert planned.cost == pytest.approx(
         (2.0 * planned.prompt_tokens + 4.0 * planned.completion_tokens) / 1e6
     )
@@ -285,10 +287,10 @@ def test_self_moa_samples_stay_distinct_when_a_replay_adds_one(fake, tmp_path):
     fake.requests.clear()
     edits = [AddProposer("same", layer=1), NodeParams("L1.0", max_tokens=100)]
     new = _replay(source, edits, cache=tmp_path / "c")
-    assert len({new[n]["cache_key"] for n in new.calls(1)}) == 4
+    assert len({new[n].cache_key for n in new.calls(1)}) == 4
     # Reused samples keep their replicate; the added copy of them takes a fresh one.
-    assert [new[n]["replicate"] for n in new.calls(1)] == [0, 1, 2, 3]
-    assert [new[n]["lineage"] for n in new.calls(1)] == ["edited", "reused", "reused", "edited"]
+    assert [new[n].replicate for n in new.calls(1)] == [0, 1, 2, 3]
+    assert [new[n].lineage for n in new.calls(1)] == ["edited", "reused", "reused", "edited"]
     # Both the edited sample and the new one were sent, not served the old samples from the cache.
     assert len(fake.chat_requests()) == 3
 
@@ -299,24 +301,22 @@ def test_a_failed_proposer_is_reused_as_failed_and_a_missing_call_is_made(tmp_pa
         server.requests.clear()
         new = _replay(source, AggregatorTemplate(TERSE))
         assert [r.model for r in server.chat_requests()] == ["omega"]
-        assert new["L1.1"]["error"] and new.references("L2.0") == ["L1.0", "L1.2"]
+        assert new["L1.1"].error and new.references("L2.0") == ["L1.0", "L1.2"]
         # A run killed before its aggregator finished: the replay makes just that call.
         source.graph.remove_node("L2.0")
         server.requests.clear()
         resumed = _replay(source)
         assert [r.model for r in server.chat_requests()] == ["omega"]
-        assert resumed["L2.0"]["lineage"] == "recomputed"
+        assert resumed["L2.0"].lineage == "recomputed"
         assert plan(source, cache=False).nodes[-1].reason == "not in the source trace"
 
 
 def test_a_rank_replay_picks_again(fake):
     source = _run(fake_config(fake.url, aggregation="rank", aggregator_template=RANKER_TEMPLATE))
     new = _replay(source, RemoveProposer("L1.0"))
-    assert new["L2.0"]["lineage"] == "recomputed"
-    assert new["L2.0"]["response"].endswith(
-        f"having read 2 references [{new['L2.0']['response'][-9:-1]}]"
-    )
-    assert new["L2.0"]["picked"] == "L1.1" and new.final == new["L1.1"]["response"]
+    assert new["L2.0"].lineage == "recomputed"
+    assert new["L2.0"].response.endswith(f"having read 2 references [{new['L2.0'].response[-9:-1]}]")
+    assert new["L2.0"].picked == "L1.1" and new.final == new["L1.1"].response
 
 
 def test_only_the_agents_called_need_their_key(fake, monkeypatch):
@@ -339,11 +339,8 @@ def test_only_the_agents_called_need_their_key(fake, monkeypatch):
 
 
 # -- the command line ------------------------------------------------------------------------
-def _cli(argv):
-    parser = argparse.ArgumentParser(prog="moa-lab")
-    add_command(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    return args.handler(args)
+def _cli(argv: list[str]) -> int:
+    return main(argv)
 
 
 def test_cli_aggregator_prompt_prints_the_new_answer_after_one_call(
@@ -387,26 +384,31 @@ def test_cli_every_edit_kind(fake, three_layers, tmp_path, capsys):
         "user_prompt", "node_message", "node_message", "node_params", "node_params", "add_proposer",
         "remove_proposer",
     ]  # fmt: skip
-    assert [new[n]["model"] for n in new.calls(2)] == ["beta", "gamma", "delta"]
+    assert [new[n].model for n in new.calls(2)] == ["beta", "gamma", "delta"]
     assert len(fake.chat_requests()) == len(new) == 8
 
 
-def test_cli_bad_input_is_one_line(fake, three_layers, tmp_path):
+def test_cli_bad_input_is_one_line(fake, three_layers, tmp_path, cli_fails):
     three_layers.save(tmp_path / "t.json")
-    with pytest.raises(ConfigError, match=r"--aggregator-prompt: cannot read .*missing.txt"):
-        _cli(["replay", str(tmp_path / "t.json"), "--aggregator-prompt", str(tmp_path / "missing.txt")])
-    with pytest.raises(ConfigError, match=r"--temperature: 'hot' is not a float"):
-        _cli(["replay", str(tmp_path / "t.json"), "--temperature", "L1.0", "hot"])
+    cli_fails(
+        r"--aggregator-prompt: cannot read .*missing.txt",
+        ["replay", str(tmp_path / "t.json"), "--aggregator-prompt", str(tmp_path / "missing.txt")],
+    )
+    cli_fails(
+        r"--temperature: 'hot' is not a float",
+        ["replay", str(tmp_path / "t.json"), "--temperature", "L1.0", "hot"],
+    )
     (tmp_path / "bad.txt").write_text("no placeholder")
-    with pytest.raises(ConfigError, match=r"must contain \{references\}"):
-        _cli(["replay", str(tmp_path / "t.json"), "--aggregator-prompt", str(tmp_path / "bad.txt")])
+    cli_fails(
+        r"must contain \{references\}",
+        ["replay", str(tmp_path / "t.json"), "--aggregator-prompt", str(tmp_path / "bad.txt")],
+    )
     assert fake.chat_requests() == []
 
 
 # -- the PromptLab widget ----------------------------------------------------------------------
 def test_prompt_lab_runs_an_aggregator_template_for_one_call(fake, three_layers, tmp_path):
-    from moa_lab.views._figures import NODE_TRACE
-    from moa_lab.views.prompt_lab import PromptLab
+    from moa_lab.views import NODE_TRACE, PromptLab
 
     lab = PromptLab(three_layers, cache=False, trace_dir=tmp_path / "attempts")
     assert lab.template.value == three_layers.config["aggregator_template"]
@@ -428,7 +430,7 @@ def test_prompt_lab_runs_an_aggregator_template_for_one_call(fake, three_layers,
 
 
 def test_prompt_lab_edits_one_calls_messages_and_keeps_a_history(fake, three_layers, tmp_path):
-    from moa_lab.views.prompt_lab import PromptLab
+    from moa_lab.views import PromptLab
 
     lab = PromptLab(three_layers, cache=False, trace_dir=tmp_path)
     lab.node.value = "L2.1"
@@ -451,7 +453,7 @@ def test_prompt_lab_edits_one_calls_messages_and_keeps_a_history(fake, three_lay
 
 
 def test_prompt_lab_shows_a_bad_template_as_one_line_and_sends_nothing(fake, three_layers):
-    from moa_lab.views.prompt_lab import PromptLab
+    from moa_lab.views import PromptLab
 
     lab = PromptLab(three_layers, cache=False, trace_dir=None)
     lab.template.value = "Summarize the answers."

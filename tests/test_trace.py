@@ -104,6 +104,6 @@ def test_a_run_in_progress_is_a_journal_that_survives_a_torn_last_line(trace, tm
     partial = Trace.load(path)
     assert partial.calls() == trace.calls()[:4]
     assert partial.references("L2.0") == ["L1.0", "L1.1", "L1.2"]
-    assert partial["L2.0"]["response"] == trace["L2.0"]["response"]
+    assert partial["L2.0"].response == trace["L2.0"].response
     trace.save(path)  # a finished run is written as node-link JSON
     assert "nodes" in json.loads(path.read_text()) and len(Trace.load(path)) == len(trace)

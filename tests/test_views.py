@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import html
 import json
 import math
@@ -15,9 +14,9 @@ import plotly.graph_objects as go
 import pytest
 from plotly.callbacks import Points
 
-from moa_lab import TraceError, _analysis, run, views
-from moa_lab._server import ChatServer, completion
-from moa_lab.testing import FakeLLM, fake_config
+from moa_lab import TraceError, Usage, _analysis, run, views
+from moa_lab.cli import main
+from moa_lab.testing import ChatServer, FakeLLM, completion, fake_config
 
 #: A prompt the fake models repeat in their answers: markup that must stay text everywhere.
 EVIL = 'Say <script>window.__pwned=1</script> <img src=x onerror="window.__pwned=2"> %{x} & done'
@@ -102,9 +101,9 @@ def test_layer_graph_places_layers_in_columns_and_the_aggregator_last(trace):
     nodes = _nodes(views.layer_graph(trace))
     assert set(nodes) == set(trace.calls())
     for node, (x, y, _) in nodes.items():
-        assert x == trace[node]["layer"]
-        if trace[node]["role"] == "proposer":
-            assert y == trace[node]["index"]
+        assert x == trace[node].layer
+        if trace[node].role == "proposer":
+            assert y == trace[node].index
     aggregator = trace.aggregator()
     assert nodes[aggregator][:2] == (3, 1.0)  # last column, centred on the three rows
     assert views.node_positions(trace)[aggregator] == (3.0, 1.0)
@@ -124,13 +123,13 @@ def test_layer_graph_colours_by_model_and_sizes_by_output_tokens(trace):
     nodes = _nodes(figure)
     colors = {}
     for node, (_, _, data) in nodes.items():
-        assert data.name == trace[node]["model"]
+        assert data.name == trace[node].model
         colors[data.name] = data.marker.color
     assert len(set(colors.values())) == len(colors) == 4
     assert colors == views.model_colors(trace)
 
     bigger = run_graph_copy(trace)
-    bigger[bigger.calls(1)[0]]["usage"] = {"prompt_tokens": 5, "completion_tokens": 900}
+    bigger.update_call(bigger.calls(1)[0], usage=Usage(prompt_tokens=5, completion_tokens=900))
     sizes = {}
     for node, (_, _, data) in _nodes(views.layer_graph(bigger)).items():
         sizes[node] = data.marker.size[list(data.customdata).index(node)]
@@ -148,7 +147,7 @@ def test_layer_graph_hover_shows_the_call_with_model_text_escaped(trace):
     for node, (_, _, data) in _nodes(figure).items():
         assert data.hovertemplate is None  # a template would expand %{x} written by a model
         text = data.hovertext[list(data.customdata).index(node)]
-        assert trace[node]["model"] in text and node in text and "tokens" in text
+        assert trace[node].model in text and node in text and "tokens" in text
         assert "&lt;script&gt;window.__pwned=1&lt;/script&gt;" in text
         assert "<script" not in text and "<img" not in text
         assert "&quot;" not in text and "&#x27;" not in text  # plotly would show these literally
@@ -211,7 +210,7 @@ def test_layer_graph_highlight_and_selected_options(trace):
 # -- other figures ------------------------------------------------------------------------------
 def test_timeline_draws_one_bar_per_call_and_outlines_each_layers_straggler(trace):
     figure = views.timeline(trace)
-    start = min(trace[n]["started_at"] for n in trace.calls())
+    start = min(trace[n].started_at for n in trace.calls())
     bars = {}
     for data in figure.data:
         if data.type == "bar" and data.customdata is not None:
@@ -219,10 +218,10 @@ def test_timeline_draws_one_bar_per_call_and_outlines_each_layers_straggler(trac
                 bars[node] = (data.base[i], data.x[i], data.marker.line.width[i])
     assert set(bars) == set(trace.calls())
     for node, (base, length, outline) in bars.items():
-        assert base == pytest.approx(trace[node]["started_at"] - start)
-        assert base + length == pytest.approx(trace[node]["ended_at"] - start, abs=0.003)
-        slow = trace[node]["model"] == "beta"  # the delayed model finishes last in layers 1 and 2
-        if trace[node]["role"] == "proposer":
+        assert base == pytest.approx(trace[node].started_at - start)
+        assert base + length == pytest.approx(trace[node].ended_at - start, abs=0.003)
+        slow = trace[node].model == "beta"  # the delayed model finishes last in layers 1 and 2
+        if trace[node].role == "proposer":
             assert (outline > 0) == slow, node
     waiting = _named(figure, "waiting for the layer's slowest call")
     assert len(waiting.x) == 4  # alpha and gamma waited for beta, in both proposer layers
@@ -232,15 +231,14 @@ def test_usage_sums_tokens_by_layer_and_puts_cached_tokens_apart(cached):
     first, second = cached
     figure = views.usage(first)
     by_layer = next(d for d in figure.data if d.name == "prompt tokens" and d.xaxis == "x")
-    expected = [sum(first[n]["usage"]["prompt_tokens"] for n in first.calls(layer)) for layer in (1, 2)]
+    expected = [sum(first[n].prompt_tokens for n in first.calls(layer)) for layer in (1, 2)]
     assert list(by_layer.y) == expected
     again = views.usage(second)
     sent = [d for d in again.data if d.name in ("prompt tokens", "completion tokens")]
     assert all(sum(d.y) == 0 for d in sent)
     from_cache = [d for d in again.data if d.name == "tokens served from cache"]
     assert sum(from_cache[0].y) == sum(
-        first[n]["usage"]["prompt_tokens"] + first[n]["usage"]["completion_tokens"]
-        for n in first.calls()
+        first[n].prompt_tokens + first[n].completion_tokens for n in first.calls()
     )
     assert [d.marker.pattern.shape for d in from_cache] == ["/", "/"]
     for axis in ("xaxis", "xaxis3", "xaxis5"):  # every row lists the layers in the same order
@@ -332,7 +330,7 @@ def test_call_panel_shows_the_whole_call_and_keeps_model_text_inert(trace):
     node = trace.aggregator()
     page = views.call_html(trace, node)
     data = trace[node]
-    for fact in (node, data["model"], "max_tokens", "in / ", "attempts", "Messages sent"):
+    for fact in (node, data.model, "max_tokens", "in / ", "attempts", "Messages sent"):
         assert fact in page
     for source in trace.references(node):
         assert f"<b>{source}</b>" in page
@@ -370,7 +368,7 @@ def test_a_trace_displays_as_a_compact_summary(trace):
 def test_views_load_plotly_and_ipywidgets_only_when_needed():
     code = (
         "import sys, moa_lab.views as v\n"
-        "v.summary_html, v.add_command, v.diff_html\n"
+        "v.summary_html, v.summary_text, v.diff_html\n"
         "print(sorted(m for m in ('plotly', 'ipywidgets') if m in sys.modules))\n"
         "v.layer_graph\n"
         "print('plotly' in sys.modules)"
@@ -402,7 +400,7 @@ def test_explorer_starts_on_the_aggregator_and_a_click_shows_that_call(trace):
     _click(explorer, "L1.1")
     assert explorer.selected == "L1.1"
     panel = explorer.call_panel.value
-    assert 'data-node="L1.1"' in panel and trace["L1.1"]["model"] in panel
+    assert 'data-node="L1.1"' in panel and trace["L1.1"].model in panel
     assert "&lt;img src=x onerror=" in panel
     _assert_inert(panel)
     ring = next(d for d in explorer.figure.data if d.meta == views.SELECTED_TRACE)
@@ -451,18 +449,14 @@ def test_export_is_one_offline_page_with_every_call(trace, tmp_path):
 
 
 def _cli(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="moa-lab")
-    views.add_command(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    return args.handler(args)
+    return main(argv)
 
 
-def test_view_command_writes_the_page(trace, tmp_path, capsys):
+def test_view_command_writes_the_page(trace, tmp_path, capsys, cli_fails):
     saved = trace.save(tmp_path / "run.json")
     assert _cli(["view", str(saved), "--html", str(tmp_path / "page.html")]) == 0
     assert capsys.readouterr().out.strip() == str(tmp_path / "page.html")
     assert (tmp_path / "page.html").read_text("utf-8").startswith("<!DOCTYPE html>")
     assert _cli(["view", str(saved)]) == 0
     assert (tmp_path / "run.html").is_file()
-    with pytest.raises(TraceError, match="no such trace file"):
-        _cli(["view", str(tmp_path / "missing.json")])
+    cli_fails("no such trace file", ["view", str(tmp_path / "missing.json")])

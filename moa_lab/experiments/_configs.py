@@ -43,6 +43,16 @@ class Candidate:
         return None if self.alone is None else self.config.proposers[0][self.alone]
 
     @property
+    def run_config(self) -> MoAConfig:
+        """The config that is run: the mixture, or its proposer alone as a one-layer run."""
+        if self.agent is None:
+            return self.config
+        limits = self.config.model_dump(
+            include={"max_concurrency", "timeout", "max_retries", "backoff", "backoff_max", "prices"}
+        )
+        return MoAConfig.single(self.agent, **limits)
+
+    @property
     def layers(self) -> int:
         """Layers of calls: 1 for a single model."""
         return 1 if self.alone is not None else self.config.layers

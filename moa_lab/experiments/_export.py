@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from moa_lab._errors import ConfigError
 
 if TYPE_CHECKING:
-    from moa_lab.experiments._runner import ExperimentResult
+    from moa_lab.experiments._results import ExperimentResult
 
 __all__ = ["alpaca_eval_outputs", "export_alpaca_eval"]
 

@@ -14,35 +14,27 @@ import math
 import os
 import re
 import sys
-from collections.abc import Iterable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 from tqdm.auto import tqdm
 
-from moa_lab._backend import Backend, RetryPolicy
-from moa_lab._cache import CallCache, canonical_json
+from moa_lab._backend import Backend
+from moa_lab._cache import CallCache, canonical_json, open_cache
+from moa_lab._calls import check_ready
 from moa_lab._config import Agent, MoAConfig
-from moa_lab._engine import arun, check_ready
+from moa_lab._engine import arun
 from moa_lab._errors import ConfigError, RunError, TraceError
-from moa_lab._trace import Trace
+from moa_lab._sync import blocking
+from moa_lab._trace import Totals, Trace
 from moa_lab.experiments._configs import Candidate, as_candidates
 from moa_lab.experiments._datasets import Dataset, Item, load_dataset
-from moa_lab.experiments._export import alpaca_eval_outputs
-from moa_lab.experiments._scoring import bootstrap_ci, is_correct, judge_messages, parse_verdict
-from moa_lab.experiments._single import acall_alone
+from moa_lab.experiments._results import ExperimentResult
+from moa_lab.experiments._scoring import is_correct, judge_messages, parse_verdict
 
-__all__ = [
-    "EXPERIMENT_DIR_ENV",
-    "REFERENCE",
-    "ExperimentResult",
-    "aexperiment",
-    "experiment",
-    "summarize",
-]
+__all__ = ["EXPERIMENT_DIR_ENV", "REFERENCE", "aexperiment", "experiment"]
 
 EXPERIMENT_DIR_ENV = "MOA_LAB_EXPERIMENT_DIR"
 #: The baseline name that stands for the dataset's reference outputs (AlpacaEval's ``output``).
@@ -64,12 +56,6 @@ def _messages(item: Item, system: str | None) -> list[dict[str, Any]]:
     return [{"role": "system", "content": system}, *user] if system else user
 
 
-def _expected_config(candidate: Candidate) -> dict[str, Any]:
-    if candidate.agent is not None:
-        return {"layers": 1, "kind": "single", "agent": candidate.agent.model_dump(mode="json")}
-    return candidate.config.to_dict()
-
-
 def _reusable(path: Path, config: dict[str, Any], messages: list[dict[str, Any]]) -> Trace | None:
     """A finished trace at ``path`` of exactly this config and these messages, else None."""
     if not path.is_file():
@@ -79,28 +65,22 @@ def _reusable(path: Path, config: dict[str, Any], messages: list[dict[str, Any]]
     except TraceError:
         return None
     same = canonical_json(trace.config) == canonical_json(config)
-    sent = canonical_json(trace.graph.graph.get("messages")) == canonical_json(messages)
+    sent = canonical_json(trace.messages) == canonical_json(messages)
     return trace if trace.status == "complete" and same and sent else None
 
 
 def _critical_latency(trace: Trace) -> float | None:
     """Seconds along the critical path: the slowest call of each layer, summed (cached calls count)."""
-    total, seen = 0.0, False
-    for layer in range(1, trace.layers + 1):
-        latencies = [trace[n]["latency"] for n in trace.calls(layer) if trace[n]["latency"] is not None]
-        if latencies:
-            total += max(latencies)
-            seen = True
-    return total if seen else None
+    slowest: dict[int, float] = {}
+    for call in trace.records():
+        if call.latency is not None:
+            slowest[call.layer] = max(slowest.get(call.layer, 0.0), call.latency)
+    return sum(slowest.values()) if slowest else None
 
 
 def _row(candidate: Candidate, item: Item, trace: Trace | None, error: str | None) -> dict[str, Any]:
-    nodes = [trace[n] for n in trace.calls()] if trace is not None else []
-    usages = [n["usage"] or {} for n in nodes]
-    costs = [n["cost"] for n in nodes if not n["error"]]
+    totals = Totals.of(trace.records() if trace is not None else [])
     output = trace.final if trace is not None and error is None else None
-    prompt_tokens = sum(u.get("prompt_tokens", 0) for u in usages)
-    completion_tokens = sum(u.get("completion_tokens", 0) for u in usages)
     return {
         "config": candidate.name,
         "item": item.id,
@@ -112,94 +92,16 @@ def _row(candidate: Candidate, item: Item, trace: Trace | None, error: str | Non
         "answer": item.answer,
         "correct": is_correct(output, item.answer) if item.answer is not None else None,
         "length": len(output) if output is not None else None,
-        "calls": len(nodes),
-        "cache_hits": sum(1 for n in nodes if n["cache_hit"]),
-        "prompt_tokens": prompt_tokens,
-        "completion_tokens": completion_tokens,
-        "tokens": prompt_tokens + completion_tokens,
-        "cost": None if not costs or any(c is None for c in costs) else sum(costs),
+        "calls": totals.calls,
+        "cache_hits": totals.cache_hits,
+        # Every call of the answer, cached or not: what the system costs, whatever the cache held.
+        "prompt_tokens": totals.prompt_tokens,
+        "completion_tokens": totals.completion_tokens,
+        "tokens": totals.tokens,
+        "cost": totals.cost if totals.calls else None,
         "latency": _critical_latency(trace) if trace is not None else None,
         "trace": str(trace.path) if trace is not None and trace.path else None,
     }
-
-
-@dataclass
-class ExperimentResult:
-    """What an experiment produced: one row per (config, item), the judge's verdicts, the table."""
-
-    dataset: Dataset
-    candidates: list[Candidate]
-    rows: pd.DataFrame
-    """One row per (config, item): output, correctness, tokens, cost, latency, trace path, win."""
-    judgments: pd.DataFrame
-    """One row per judge call (both orders of every pair); empty when nothing was judged."""
-    baseline: str | None
-    run_dir: Path
-
-    def table(self, *, confidence: float = 0.95) -> pd.DataFrame:
-        """Per config: accuracy and win rate with bootstrap intervals, length, tokens, cost, latency."""
-        return summarize(self.rows, self.candidates, baseline=self.baseline, confidence=confidence)
-
-    def trace(self, config: str, item: str) -> Trace:
-        """The trace of one config on one item."""
-        match = self.rows[(self.rows["config"] == config) & (self.rows["item"] == str(item))]
-        if match.empty or not match["trace"].iloc[0]:
-            raise TraceError(f"no trace of config {config!r} on item {item!r} in this experiment")
-        return Trace.load(match["trace"].iloc[0])
-
-    def alpaca_eval_outputs(self, config: str) -> list[dict[str, str]]:
-        """One config's answers in AlpacaEval's model-outputs format (instruction, output, generator)."""
-        return alpaca_eval_outputs(self, config)
-
-    def __repr__(self) -> str:
-        return (
-            f"<ExperimentResult {self.dataset.name!r}: {len(self.candidates)} configs × "
-            f"{len(self.dataset)} items in {self.run_dir}>\n{self.table().to_string()}"
-        )
-
-    def _repr_html_(self) -> str:
-        return self.table()._repr_html_()
-
-
-def summarize(
-    rows: pd.DataFrame,
-    candidates: Sequence[Candidate],
-    *,
-    baseline: str | None = None,
-    confidence: float = 0.95,
-) -> pd.DataFrame:
-    """The per-config table of an experiment's rows (``config`` is the index, in the given order)."""
-    records = []
-    for candidate in candidates:
-        mine = rows[rows["config"] == candidate.name]
-        record: dict[str, Any] = {
-            "config": candidate.name,
-            "layers": candidate.layers,
-            "proposers": candidate.proposers,
-            "items": len(mine),
-            "failed": int((mine["status"] == "failed").sum()),
-        }
-        if mine["correct"].notna().any():
-            correct = [float(bool(v)) for v in mine["correct"]]
-            record["accuracy"], record["accuracy_low"], record["accuracy_high"] = bootstrap_ci(
-                correct, confidence=confidence
-            )
-        if "win" in mine and candidate.name != baseline and mine["win"].notna().any():
-            record["win_rate"], record["win_low"], record["win_high"] = bootstrap_ci(
-                list(mine["win"]), confidence=confidence
-            )
-        record["mean_length"] = _mean(mine["length"])
-        record["tokens"] = _mean(mine["tokens"])
-        record["cost"] = _mean(mine["cost"]) if mine["cost"].notna().all() and len(mine) else math.nan
-        record["latency"] = _mean(mine["latency"])
-        record["calls"] = _mean(mine["calls"])
-        records.append(record)
-    return pd.DataFrame(records).set_index("config")
-
-
-def _mean(column: pd.Series) -> float:
-    values = pd.to_numeric(column, errors="coerce").dropna()
-    return float(values.mean()) if len(values) else math.nan
 
 
 def _default_run_dir(dataset: Dataset, candidates: list[Candidate], system: str | None) -> Path:
@@ -250,25 +152,15 @@ class _Experiment:
         """Run one config on one item (or load its finished trace) and return its row."""
         messages = _messages(item, system)
         path = self.run_dir / "traces" / _slug(candidate.name) / f"{_slug(item.id)}.json"
+        config = candidate.run_config
         async with self.limit:
-            trace = _reusable(path, _expected_config(candidate), messages)
+            trace = _reusable(path, config.to_dict(), messages)
             error = None
-            if trace is None and candidate.agent is not None:
-                trace = await acall_alone(
-                    candidate.agent,
-                    messages,
-                    backend=self.backend,
-                    policy=RetryPolicy.of(candidate.config),
-                    cache=self.cache,
-                    trace_path=path,
-                    prices=candidate.config.prices,
-                )
-                error = trace[trace.calls()[0]]["error"]
-            elif trace is None:
+            if trace is None:
                 try:
                     trace = await arun(
                         messages,
-                        candidate.config,
+                        config,
                         cache=self.cache if self.cache is not None else False,
                         trace_path=path,
                         progress=False,
@@ -291,16 +183,21 @@ class _Experiment:
         ):
             messages = judge_messages(item.prompt, a, b)
             path = self.run_dir / "judge" / _slug(name) / f"{_slug(item.id)}.{order}.json"
-            config = {"layers": 1, "kind": "judge", "agent": judge.model_dump(mode="json")}
+            config = MoAConfig.single(judge)
             async with self.limit:
-                trace = _reusable(path, config, messages) or await acall_alone(
-                    judge,
-                    messages,
-                    backend=self.backend,
-                    cache=self.cache,
-                    trace_path=path,
-                    kind="judge",
-                )
+                trace = _reusable(path, config.to_dict(), messages)
+                if trace is None:
+                    try:
+                        trace = await arun(
+                            messages,
+                            config,
+                            cache=self.cache if self.cache is not None else False,
+                            trace_path=path,
+                            progress=False,
+                            backend=self.backend,
+                        )
+                    except RunError as exc:
+                        trace = exc.trace
             verdict = parse_verdict(trace.final)
             candidate_letter = "A" if order == "candidate-first" else "B"
             score = 0.5 if verdict in (None, "tie") else float(verdict == candidate_letter)
@@ -311,22 +208,12 @@ class _Experiment:
                     "order": order,
                     "verdict": verdict,
                     "score": score,
-                    "error": trace[trace.calls()[0]]["error"],
+                    "error": trace.records()[0].error,
                     "trace": str(trace.path),
                 }
             )
             bar.update(1)
         return rows
-
-
-def _open_cache(cache: CallCache | str | Path | bool) -> tuple[CallCache | None, bool]:
-    if cache is True:
-        return CallCache(), True
-    if cache is False or cache is None:
-        return None, False
-    if isinstance(cache, CallCache):
-        return cache, False
-    return CallCache(cache), True
 
 
 def _judge_agent(judge: Agent | MoAConfig | str) -> Agent:
@@ -377,7 +264,7 @@ async def aexperiment(
         raise ConfigError(
             f"baseline {baseline!r} is not one of the configs ({', '.join(names)}) nor 'reference'"
         )
-    agents = [a for c in candidates for a in ([c.agent] if c.agent else c.config.agents())]
+    agents = [a for c in candidates for a in c.run_config.agents()]
     check_ready(agents + ([judge_agent] if judge_agent else []))
     directory = Path(run_dir) if run_dir else _default_run_dir(data, candidates, system)
     directory.mkdir(parents=True, exist_ok=True)
@@ -395,8 +282,8 @@ async def aexperiment(
         ),
         "utf-8",
     )
-    store, owns_cache = _open_cache(cache)
-    width = max(max(len(layer) for layer in c.config.proposers) for c in candidates)
+    store, owns_cache = open_cache(cache)
+    width = max(max((len(layer) for layer in c.run_config.proposers), default=1) for c in candidates)
     state = _Experiment(directory, store, concurrency, width, progress)
     try:
         bar = tqdm(
@@ -468,11 +355,35 @@ async def _judge(
     return pd.DataFrame(rows, columns=["config", "item", "order", "verdict", "score", "error", "trace"])
 
 
-def experiment(configs: ConfigsArg, dataset: Dataset | str | Path, **options: Any) -> ExperimentResult:
-    """Blocking ``aexperiment`` for scripts; also works inside a running event loop (Jupyter)."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(aexperiment(configs, dataset, **options))
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(asyncio.run, aexperiment(configs, dataset, **options)).result()
+def experiment(
+    configs: ConfigsArg,
+    dataset: Dataset | str | Path,
+    *,
+    run_dir: str | Path | None = None,
+    cache: CallCache | str | Path | bool = True,
+    concurrency: int = 8,
+    system: str | None = None,
+    judge: Agent | MoAConfig | str | None = None,
+    baseline: str | None = None,
+    limit: int | None = None,
+    progress: bool = True,
+) -> ExperimentResult:
+    """Blocking ``aexperiment`` for scripts; also works inside a running event loop (Jupyter).
+
+    Returns the ``ExperimentResult``; raises ``ConfigError`` (bad configs, baseline or keys) before
+    anything is sent and ``DatasetError`` for a malformed dataset.
+    """
+    return blocking(
+        aexperiment(
+            configs,
+            dataset,
+            run_dir=run_dir,
+            cache=cache,
+            concurrency=concurrency,
+            system=system,
+            judge=judge,
+            baseline=baseline,
+            limit=limit,
+            progress=progress,
+        )
+    )

@@ -14,9 +14,12 @@ import plotly.io as pio
 from plotly.offline import get_plotlyjs
 
 from moa_lab._trace import Trace
-from moa_lab.views._figures import attribution, evolution, layer_graph, reference_reuse, timeline, usage
+from moa_lab.views._graph import layer_graph
 from moa_lab.views._html import call_html, layer_html, summary_html
+from moa_lab.views._reuse import attribution, evolution, reference_reuse
 from moa_lab.views._style import CSS, FONT, clip, esc
+from moa_lab.views._timeline import timeline
+from moa_lab.views._usage import usage
 
 __all__ = ["export_html", "to_html"]
 
@@ -73,14 +76,14 @@ def _figure(figure, div_id: str, hint: str) -> str:
 def to_html(trace: Trace) -> str:
     """The whole page as a string (plotly.js inlined, about 5 MB)."""
     first = trace.aggregator() or (trace.calls() or [""])[-1]
-    layers = sorted({trace[n]["layer"] for n in trace.calls()})
+    layers = sorted({trace[n].layer for n in trace.calls()})
     calls = []
     for layer in layers:
         calls.append(layer_html(trace, layer, styled=False))
         for node in trace.calls(layer):
             calls.append(
                 f'<details class="moa-call-details" data-call="{esc(node)}" id="call-{esc(node)}">'
-                f"<summary><b>{esc(node)}</b> {esc(trace[node]['model'])} — full call</summary>"
+                f"<summary><b>{esc(node)}</b> {esc(trace[node].model)} — full call</summary>"
                 f"{call_html(trace, node, styled=False)}</details>"
             )
     figures = [

@@ -8,11 +8,10 @@ is put into the markup, so model output like ``<script>`` or ``<img onerror=...>
 from __future__ import annotations
 
 import json
-from typing import Any
 
 from moa_lab import _analysis
 from moa_lab._errors import TraceError
-from moa_lab._trace import Trace
+from moa_lab._trace import Call, Trace
 from moa_lab.views._style import CSS, clip, esc, model_colors
 
 __all__ = ["call_html", "check_node", "diff_html", "layer_html", "reuse_line", "summary_html"]
@@ -54,23 +53,26 @@ def _dot(color: str) -> str:
     return f'<span class="moa-dot" style="background:{esc(color)}"></span>'
 
 
-def _badges(data: dict[str, Any]) -> str:
+def _badges(*, cache_hit: bool = False, error: bool = False, reason: str | None = None) -> str:
     badges = []
-    if data.get("cache_hit"):
+    if cache_hit:
         badges.append('<span class="moa-badge moa-hit">cache hit</span>')
-    if data.get("error"):
+    if error:
         badges.append('<span class="moa-badge moa-err">error</span>')
-    reason = data.get("finish_reason")
     if reason not in (None, "stop"):
         badges.append(f'<span class="moa-badge moa-warn">finish: {esc(reason)}</span>')
     return "".join(badges)
 
 
-def _tokens(data: dict[str, Any]) -> str:
-    usage = data.get("usage") or {}
-    if not usage:
+def _call_badges(call: Call) -> str:
+    return _badges(cache_hit=call.cache_hit, error=call.error is not None, reason=call.finish_reason)
+
+
+def _tokens(data: Call) -> str:
+    if data.usage is None:
         return "–"
-    return f"{usage.get('prompt_tokens', '?')} in / {usage.get('completion_tokens', '?')} out"
+    prompt, completion = data.prompt_tokens, data.completion_tokens
+    return f"{'?' if prompt is None else prompt} in / {'?' if completion is None else completion} out"
 
 
 def _seconds(value: float | None) -> str:
@@ -92,8 +94,8 @@ def reuse_line(reuse: _analysis.Reuse) -> str:
 def _title(trace: Trace, node: str, colors: dict[str, str]) -> str:
     data = trace[node]
     return (
-        f"{_dot(colors.get(data['model'], '#999'))}<b>{esc(node)}</b> "
-        f'<span class="moa-muted">{esc(data["role"])} · </span>{esc(data["model"])}{_badges(data)}'
+        f"{_dot(colors.get(data.model, '#999'))}<b>{esc(node)}</b> "
+        f'<span class="moa-muted">{esc(data.role)} · </span>{esc(data.model)}{_call_badges(data)}'
     )
 
 
@@ -106,37 +108,37 @@ def call_html(trace: Trace, node: str, *, styled: bool = True) -> str:
     check_node(trace, node)
     data = trace[node]
     colors = model_colors(trace)
-    start = min(trace[n]["started_at"] for n in trace.graph)
-    ended = data["ended_at"] or data["started_at"]
-    served = data.get("served_model")
+    start = min(c.started_at for c in trace.records())
+    ended = data.ended_at or data.started_at
+    served = data.served_model
     rows = [
-        ("layer / index", f"{data['layer']} / {data['index']}"),
-        ("params", json.dumps(data.get("params") or {}, sort_keys=True)),
+        ("layer / index", f"{data.layer} / {data.index}"),
+        ("params", json.dumps(data.params or {}, sort_keys=True)),
         ("tokens", _tokens(data)),
         (
             "latency",
-            _seconds(data.get("latency")) + (" (recorded when first run)" if data["cache_hit"] else ""),
+            _seconds(data.latency) + (" (recorded when first run)" if data.cache_hit else ""),
         ),
         (
             "ran",
-            f"+{data['started_at'] - start:.2f} s → +{ended - start:.2f} s",
+            f"+{data.started_at - start:.2f} s → +{ended - start:.2f} s",
         ),
-        ("attempts", data.get("attempts", "–")),
-        ("cost", _dollars(data.get("cost"))),
-        ("endpoint", data.get("base_url", "–")),
+        ("attempts", data.attempts),
+        ("cost", _dollars(data.cost)),
+        ("endpoint", data.base_url),
     ]
-    if served and served != data["model"]:
+    if served and served != data.model:
         rows.append(("served model", served))
-    if data.get("api_key_env"):
-        rows.append(("key variable", data["api_key_env"]))
-    if data.get("picked"):
-        rows.append(("ranker picked", data["picked"]))
+    if data.api_key_env:
+        rows.append(("key variable", data.api_key_env))
+    if data.picked:
+        rows.append(("ranker picked", data.picked))
     table = "".join(f"<tr><th>{esc(k)}</th><td>{esc(v)}</td></tr>" for k, v in rows)
     parts = [f"<h3>{_title(trace, node, colors)}</h3>", f'<table class="moa-kv">{table}</table>']
-    if data["error"]:
-        parts.append(f'<h4>Error</h4><pre class="moa-error">{esc(data["error"])}</pre>')
-    if data["response"] is not None:
-        parts.append(f"<h4>Response</h4><pre>{esc(data['response'])}</pre>")
+    if data.error:
+        parts.append(f'<h4>Error</h4><pre class="moa-error">{esc(data.error)}</pre>')
+    if data.response is not None:
+        parts.append(f"<h4>Response</h4><pre>{esc(data.response)}</pre>")
     references = trace.references(node)
     if references:
         reuse = _analysis.attribution(trace)
@@ -152,11 +154,11 @@ def call_html(trace: Trace, node: str, *, styled: bool = True) -> str:
             line = reuse_line(numbers) if numbers else ""
             parts.append(
                 f"<details{' open' if position == 1 else ''}><summary>{position}. "
-                f"{_dot(colors.get(src['model'], '#999'))}<b>{esc(source)}</b> {esc(src['model'])} "
+                f"{_dot(colors.get(src.model, '#999'))}<b>{esc(source)}</b> {esc(src.model)} "
                 f'<span class="moa-muted">— {esc(line)}</span></summary>'
-                f"<pre>{diff_html(src['response'], data['response'])}</pre></details>"
+                f"<pre>{diff_html(src.response, data.response)}</pre></details>"
             )
-    messages = data.get("messages") or []
+    messages = data.messages or []
     shown = "".join(
         f"<div><b>{esc(m.get('role', '?'))}</b></div><pre>{esc(m.get('content', ''))}</pre>"
         for m in messages
@@ -181,19 +183,19 @@ def layer_html(trace: Trace, layer: int, *, styled: bool = True) -> str:
             else ""
         )
         body = (
-            f'<pre class="moa-error">{esc(data["error"])}</pre>'
-            if data["error"]
-            else f"<pre>{esc(data['response'] or '')}</pre>"
+            f'<pre class="moa-error">{esc(data.error)}</pre>'
+            if data.error
+            else f"<pre>{esc(data.response or '')}</pre>"
         )
         cards.append(
             f'<div class="moa-card" data-node="{esc(node)}" '
-            f'style="border-top-color:{esc(colors.get(data["model"], "#999"))}">'
+            f'style="border-top-color:{esc(colors.get(data.model, "#999"))}">'
             f"<div>{_title(trace, node, colors)}</div>"
             f'<div class="moa-muted">{esc(_tokens(data))} tokens · '
-            f"{esc(_seconds(data.get('latency')))}</div>"
+            f"{esc(_seconds(data.latency))}</div>"
             f"{read}{body}</div>"
         )
-    title = "aggregator" if nodes and trace[nodes[0]]["role"] == "aggregator" else "proposers"
+    title = "aggregator" if nodes and trace[nodes[0]].role == "aggregator" else "proposers"
     return _wrap(f'<h3>Layer {layer} ({title})</h3><div class="moa-grid">{"".join(cards)}</div>', styled)
 
 
@@ -208,22 +210,20 @@ def summary_html(trace: Trace, *, styled: bool = True) -> str:
             rows.append(f"<tr><td>{layer}</td><td colspan=4 class='moa-muted'>not run</td></tr>")
             continue
         datas = [trace[n] for n in nodes]
-        chips = " ".join(f"{_dot(colors[d['model']])}{esc(d['model'])}" for d in datas)
-        tokens = sum((d["usage"] or {}).get("completion_tokens", 0) for d in datas)
-        slowest = max((d.get("latency") or 0.0) for d in datas)
-        notes = _badges({"cache_hit": any(d["cache_hit"] for d in datas)}) + _badges(
-            {"error": any(d["error"] for d in datas)}
-        )
+        chips = " ".join(f"{_dot(colors[d.model])}{esc(d.model)}" for d in datas)
+        tokens = sum(d.completion_tokens or 0 for d in datas)
+        slowest = max((d.latency or 0.0) for d in datas)
+        notes = _badges(cache_hit=any(d.cache_hit for d in datas), error=any(d.error for d in datas))
         rows.append(
             f"<tr><td>{layer}</td><td>{chips}</td><td>{tokens}</td>"
             f"<td>{slowest:.2f} s</td><td>{notes}</td></tr>"
         )
-    cost = "cost unknown" if totals["cost"] is None else f"${totals['cost']:.4f}"
+    cost = "cost unknown" if totals.spent is None else f"${totals.spent:.4f}"
+    tokens = "? tokens" if totals.sent_tokens is None else f"{totals.sent_tokens} tokens"
     head = (
         f"<b>MoA trace</b> <span class='moa-muted'>{esc(trace.run_id)}</span> · {esc(trace.status)} · "
-        f"{trace.layers} layers · {totals['calls']} calls · {totals['cache_hits']} cached · "
-        f"{totals['errors']} errors · {totals['prompt_tokens'] + totals['completion_tokens']} tokens · "
-        f"{cost} · {totals['wall_time']:.1f} s"
+        f"{trace.layers} layers · {totals.calls} calls · {totals.cache_hits + totals.reused} cached · "
+        f"{totals.errors} errors · {tokens} · {cost} · {totals.wall_time:.1f} s"
     )
     final = trace.final
     answer = (

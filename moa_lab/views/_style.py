@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import html
 
+from moa_lab._text import clip
 from moa_lab._trace import Trace
 
 __all__ = [
@@ -50,17 +51,11 @@ def esc_plot(value: object) -> str:
     return html.escape(str(value), quote=False)
 
 
-def clip(text: str | None, width: int) -> str:
-    """One line of at most ``width`` characters (whitespace collapsed, an ellipsis when cut)."""
-    flat = " ".join(str(text or "").split())
-    return flat if len(flat) <= width else flat[: width - 1] + "…"
-
-
 def model_colors(trace: Trace) -> dict[str, str]:
     """A colour per model, in the order models first appear in the run (stable across views)."""
     colors: dict[str, str] = {}
     for node in trace.calls():
-        model = trace[node]["model"]
+        model = trace[node].model
         if model not in colors:
             colors[model] = PALETTE[len(colors) % len(PALETTE)]
     return colors

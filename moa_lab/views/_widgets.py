@@ -13,16 +13,11 @@ import ipywidgets as widgets
 import plotly.graph_objects as go
 
 from moa_lab._trace import Trace
-from moa_lab.views._figures import (
-    NODE_TRACE,
-    SELECTED_TRACE,
-    attribution,
-    evolution,
-    layer_graph,
-    timeline,
-    usage,
-)
+from moa_lab.views._graph import NODE_TRACE, SELECTED_TRACE, layer_graph
 from moa_lab.views._html import call_html, check_node, layer_html, summary_html
+from moa_lab.views._reuse import attribution, evolution
+from moa_lab.views._timeline import timeline
+from moa_lab.views._usage import usage
 
 __all__ = ["TraceExplorer"]
 
@@ -50,7 +45,7 @@ class TraceExplorer(widgets.VBox):
             if data.meta == NODE_TRACE:
                 data.on_click(self._on_click)
         self.call_panel = widgets.HTML("<i>Click a node of the graph to see that call.</i>")
-        layers = sorted({trace[n]["layer"] for n in trace.calls()})
+        layers = sorted({trace[n].layer for n in trace.calls()})
         self.layer_picker = widgets.ToggleButtons(
             options=[(f"layer {layer}", layer) for layer in layers],
             value=None,

@@ -16,7 +16,8 @@ import plotly.graph_objects as go
 
 from moa_lab._errors import ConfigError
 from moa_lab.experiments import ExperimentResult, pareto_front
-from moa_lab.views._style import FONT, PALETTE, esc
+from moa_lab.views._layout import layout
+from moa_lab.views._style import PALETTE, esc
 
 __all__ = [
     "COST_AXES",
@@ -77,16 +78,14 @@ def _error_bars(table: pd.DataFrame, metric: str) -> dict[str, Any] | None:
 
 
 def _layout(figure: go.Figure, title: str, x: str, y: str) -> go.Figure:
-    figure.update_layout(
-        title=title,
+    return layout(
+        figure,
+        title,
         xaxis_title=x,
         yaxis_title=y,
-        font={"family": FONT},
-        template="plotly_white",
         legend={"orientation": "h", "y": -0.2},
-        margin={"t": 60, "b": 40, "l": 60, "r": 20},
+        margin={"t": 60, "b": 40},
     )
-    return figure
 
 
 def pareto_figure(

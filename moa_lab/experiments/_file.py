@@ -1,6 +1,6 @@
-"""``moa-lab experiment CONFIG --dataset FILE``: run a comparison from a YAML file, print the table.
+"""Experiment files: a YAML (or JSON) file listing what to compare, read into ``experiment()`` arguments.
 
-CONFIG is a YAML (or JSON) file listing what to compare::
+``moa-lab experiment CONFIG --dataset FILE`` reads one; so does ``load_experiment_file``::
 
     configs:                      # required: presets, config files, inline configs, single models
       - local                     # a preset name
@@ -17,14 +17,11 @@ CONFIG is a YAML (or JSON) file listing what to compare::
     concurrency: 8                # optional
     max_tokens: 128               # optional cap set on every agent of every config
 
-Invariant: stdout carries only the table; progress, the run directory and the figure paths go to
-stderr; a bad CONFIG fails with one line naming the entry and the field.
+Invariant: a bad file fails with one line naming the entry and the field.
 """
 
 from __future__ import annotations
 
-import argparse
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -33,9 +30,8 @@ import yaml
 from moa_lab._config import Agent, MoAConfig, load_config, preset
 from moa_lab._errors import ConfigError
 from moa_lab.experiments._configs import Candidate, paper_variants, singles
-from moa_lab.experiments._export import export_alpaca_eval
 
-__all__ = ["add_command", "load_experiment_file"]
+__all__ = ["load_experiment_file"]
 
 _TOP_KEYS = {"configs", "dataset", "judge", "baseline", "system", "concurrency", "max_tokens"}
 _SOURCES = ("preset", "file", "config", "single")
@@ -45,7 +41,7 @@ _ENTRY_KEYS = {*_SOURCES, "name", "with_singles", "variants"}
 def _capped(config: MoAConfig, max_tokens: int | None) -> MoAConfig:
     if max_tokens is None:
         return config
-    data = config.model_dump(mode="json")
+    data = config.to_dict()
     data["proposers"] = [[dict(a, max_tokens=max_tokens) for a in layer] for layer in data["proposers"]]
     data["aggregator"] = dict(data["aggregator"], max_tokens=max_tokens)
     return MoAConfig.from_dict(data, source="max_tokens")
@@ -129,78 +125,3 @@ def load_experiment_file(path: str | Path) -> dict[str, Any]:
         if data.get(key) is not None:
             options[key] = data[key]
     return options
-
-
-def _run_experiment(args: argparse.Namespace) -> int:
-    # Imported here so that registering the command does not load pandas for every moa-lab command.
-    from moa_lab.cli import call_options
-    from moa_lab.experiments._runner import experiment
-
-    options = load_experiment_file(args.config)
-    dataset = args.dataset or options.pop("dataset", None)
-    options.pop("dataset", None)
-    if dataset is None:
-        raise ConfigError("give the dataset: --dataset FILE (or a shipped name such as arithmetic)")
-    if args.judge:
-        options["judge"] = Agent(
-            model=args.judge, **({"base_url": args.judge_base_url} if args.judge_base_url else {})
-        )
-    for key in ("baseline", "concurrency", "limit"):
-        if getattr(args, key) is not None:
-            options[key] = getattr(args, key)
-    cache, progress = call_options(args)
-    result = experiment(
-        options.pop("configs"),
-        dataset,
-        run_dir=args.out,
-        cache=cache,
-        progress=progress,
-        **options,
-    )
-    print(result.table().to_string(float_format=lambda v: f"{v:.4g}"))
-    print(f"run directory: {result.run_dir}", file=sys.stderr)
-    if args.alpaca_eval:
-        for path in export_alpaca_eval(result, args.alpaca_eval):
-            print(f"alpaca_eval outputs: {path}", file=sys.stderr)
-    if not args.no_figures:
-        try:
-            from moa_lab.views.experiments import experiment_figures, write_figures
-        except ImportError:
-            print("figures skipped: install the views extra (plotly) to write them", file=sys.stderr)
-        else:
-            folder = Path(args.figures) if args.figures else result.run_dir / "figures"
-            for path in write_figures(experiment_figures(result), folder):
-                print(f"figure: {path}", file=sys.stderr)
-    return 0
-
-
-def add_command(subparsers: Any) -> None:
-    """Add ``moa-lab experiment CONFIG --dataset FILE``."""
-    from moa_lab.cli import add_call_options
-
-    command = subparsers.add_parser(
-        "experiment",
-        help="compare configs on a dataset; print the table and write the figures",
-        description=(
-            "Run every config listed in CONFIG (a YAML file: configs:, optional judge:, baseline:, "
-            "system:, max_tokens:) on every item of the dataset, through the call cache; print one "
-            "row per config and write figures into the run directory. A re-run resumes."
-        ),
-    )
-    command.add_argument("config", metavar="CONFIG", help="YAML file listing the configs to compare")
-    command.add_argument(
-        "--dataset", metavar="FILE", help="JSONL/JSON dataset, or arithmetic/instructions"
-    )
-    command.add_argument("--limit", type=int, metavar="N", help="only the first N items")
-    command.add_argument(
-        "--out", metavar="DIR", help="run directory (default: experiments/<dataset>-<hash>)"
-    )
-    command.add_argument("--concurrency", type=int, metavar="N", help="(config, item) runs at once")
-    command.add_argument("--judge", metavar="MODEL", help="judge model for pairwise win rates")
-    command.add_argument("--judge-base-url", metavar="URL", help="endpoint of the judge model")
-    command.add_argument("--baseline", metavar="NAME", help="config the judge compares against")
-    command.add_argument("--figures", metavar="DIR", help="where figures go (default: run dir/figures)")
-    command.add_argument("--no-figures", action="store_true", help="do not write figures")
-    command.add_argument("--alpaca-eval", metavar="DIR", help="also write AlpacaEval model outputs here")
-    add_call_options(command)
-    command.set_defaults(handler=_run_experiment)

@@ -9,16 +9,15 @@ Invariant: model text reaches HTML only escaped (``esc``, ``diff_html``) and plo
 
 from __future__ import annotations
 
-from typing import Any
-
 import ipywidgets as widgets
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from moa_lab._compare import CallDiff, Comparison, by_position, compare
-from moa_lab._trace import Trace
+from moa_lab._trace import Call, Trace
 from moa_lab.views._html import diff_html
-from moa_lab.views._style import CSS, ERROR_COLOR, FONT, HIT_COLOR, clip, esc
+from moa_lab.views._layout import layout
+from moa_lab.views._style import CSS, ERROR_COLOR, HIT_COLOR, clip, esc
 
 __all__ = [
     "STATUS_COLORS",
@@ -39,15 +38,12 @@ _PANELS = (
 )
 
 
-def _value(data: dict[str, Any] | None, what: str) -> float | None:
-    if data is None:
+def _value(call: Call | None, what: str) -> float | None:
+    if call is None:
         return None
     if what == "tokens":
-        usage = data.get("usage") or {}
-        return (
-            (usage.get("prompt_tokens") or 0) + (usage.get("completion_tokens") or 0) if usage else None
-        )
-    return data.get(what)
+        return call.usage.tokens if call.usage is not None else None
+    return getattr(call, what)
 
 
 def _signed(value: float | None, unit: str = "", digits: int = 0) -> str:
@@ -102,22 +98,20 @@ def compare_figure(left: Trace, right: Trace) -> go.Figure:
             marker_color=[STATUS_COLORS[c.status] for c in comparison.calls], hovertext=hovers,
             hoverinfo="text", legendgroup="after", showlegend=column == 1, row=1, col=column,
         )  # fmt: skip
-    delta = comparison.totals["delta"]
+    delta = comparison.delta
     changed = len(comparison.differences)
     title = (
         f"{esc(left.run_id)} → {esc(right.run_id)}: {changed} of {len(nodes)} calls differ · "
         f"Δ tokens {_signed(_sum(delta['prompt_tokens'], delta['completion_tokens']))} · "
         f"Δ cost {_signed(delta['cost'], ' $', 6)}"
     )
-    figure.update_layout(
-        template="plotly_white",
-        title={"text": title, "x": 0.01, "xanchor": "left", "font": {"size": 15}},
-        font={"family": FONT, "size": 12, "color": "#1f2937"},
-        hoverlabel={"font": {"family": FONT, "size": 12}, "align": "left"},
+    layout(
+        figure,
+        title,
         barmode="group",
         height=int(min(max(300, 34 * len(nodes) + 160), 900)),
         legend={"orientation": "h", "yanchor": "bottom", "y": 1.06, "xanchor": "right", "x": 1},
-        margin={"l": 60, "r": 20, "t": 100, "b": 40},
+        margin={"t": 100, "b": 40},
     )
     figure.update_yaxes(autorange="reversed", type="category")
     return figure
@@ -159,15 +153,14 @@ def totals_html(comparison: Comparison) -> str:
         ("cost", "cost of the answer ($)", 6),
         ("spent", "spent by this run ($)", 6),
     ]
-    totals = comparison.totals
 
     def cell(value: float | None, digits: int, sign: str = "") -> str:
         return "unknown" if value is None else f"{value:{sign},.{digits}f}"
 
     body = "".join(
-        f"<tr><td>{label}</td><td>{cell(totals['left'][key], digits)}</td>"
-        f"<td>{cell(totals['right'][key], digits)}</td>"
-        f"<td>{cell(totals['delta'][key], digits, '+')}</td></tr>"
+        f"<tr><td>{label}</td><td>{cell(getattr(comparison.left_totals, key), digits)}</td>"
+        f"<td>{cell(getattr(comparison.right_totals, key), digits)}</td>"
+        f"<td>{cell(comparison.delta[key], digits, '+')}</td></tr>"
         for key, label, digits in rows
     )
     return (

@@ -20,14 +20,13 @@ import ipywidgets as widgets
 import plotly.graph_objects as go
 
 from moa_lab._cache import CallCache
-from moa_lab._compare import run_totals
 from moa_lab._config import MoAConfig
 from moa_lab._errors import MoaLabError
 from moa_lab._replay import AggregatorTemplate, Edit, NodeMessage, ProposerTemplate, plan, replay
 from moa_lab._trace import Trace
-from moa_lab.views._figures import layer_graph
+from moa_lab.views._compare_view import finals_html
+from moa_lab.views._graph import layer_graph
 from moa_lab.views._style import ERROR_COLOR, clip, esc
-from moa_lab.views.compare import finals_html
 
 __all__ = ["Attempt", "PromptLab"]
 
@@ -45,7 +44,7 @@ class Attempt:
     @property
     def recomputed(self) -> list[str]:
         """The calls that got a new answer (edited or recomputed)."""
-        return [n for n in self.trace.calls() if self.trace[n].get("lineage") != "reused"]
+        return [c.id for c in self.trace.records() if not c.reused]
 
     @property
     def summary(self) -> str:
@@ -61,10 +60,10 @@ class Attempt:
 
 def _node_texts(trace: Trace, config: MoAConfig, node: str) -> dict[str, str]:
     """What a call's system and user boxes start with: its own edits, else what the run used."""
-    own = trace.graph.graph.get("node_messages", {}).get(node, {})
-    messages = trace.graph.graph["messages"]
+    own = trace.node_messages.get(node, {})
+    messages = trace.messages
     given = messages[0]["content"] if messages[0]["role"] == "system" else ""
-    layer = trace[node]["layer"]
+    layer = trace[node].layer
     if layer > 1:
         template = config.template_for(layer)
         system = f"{given}\n\n{template}" if given else template
@@ -246,10 +245,10 @@ class PromptLab(widgets.VBox):
     def _render_history(self) -> None:
         rows = []
         for attempt in self.attempts:
-            totals = run_totals(attempt.trace)
-            spent = "unknown" if totals["spent"] is None else f"${totals['spent']:.6f}"
+            totals = attempt.trace.totals()
+            spent = "unknown" if totals.spent is None else f"${totals.spent:.6f}"
             rows.append(
-                f"<tr><td>{attempt.number}</td><td>{esc(attempt.summary)}</td><td>{totals['sent']}</td>"
+                f"<tr><td>{attempt.number}</td><td>{esc(attempt.summary)}</td><td>{totals.sent}</td>"
                 f"<td>{spent}</td><td>{esc(clip(attempt.trace.final, 80))}</td>"
                 f"<td><code>{esc(attempt.trace.path)}</code></td></tr>"
             )

@@ -1,8 +1,4 @@
-"""The ``moa-lab view`` command: write a trace as one self-contained HTML page.
-
-Invariant: importing this module is cheap (no plotly, no ipywidgets), so the CLI can always add the
-command; the page is built only when the command runs, and a missing views extra is one clear line.
-"""
+"""``moa-lab view TRACE [--html OUT.html] [--open]``: a trace as one self-contained HTML page."""
 
 from __future__ import annotations
 
@@ -11,14 +7,11 @@ import webbrowser
 from pathlib import Path
 from typing import Any
 
-from moa_lab._errors import MoaLabError
-from moa_lab._trace import Trace
-
 __all__ = ["add_command"]
 
 
 def add_command(subparsers: Any) -> None:
-    """Add ``view TRACE [--html OUT.html] [--open]`` to the CLI's subparsers."""
+    """Add ``view TRACE [--html OUT.html] [--open]``."""
     command = subparsers.add_parser("view", help="write a trace as one self-contained HTML page")
     command.add_argument("trace", metavar="TRACE")
     command.add_argument(
@@ -29,9 +22,12 @@ def add_command(subparsers: Any) -> None:
 
 
 def _view(args: argparse.Namespace) -> int:
+    from moa_lab._errors import MoaLabError
+    from moa_lab._trace import Trace
+
     trace = Trace.load(args.trace)
     try:
-        from moa_lab.views._export import export_html
+        from moa_lab.views import export_html
     except ImportError as exc:
         raise MoaLabError(
             f"moa-lab view needs plotly ({exc.name} is missing); install the views extra: "

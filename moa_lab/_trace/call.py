@@ -1,0 +1,293 @@
+"""One call of a run as a typed record: ``Call`` and its ``Usage``, validated field by field.
+
+Invariant: a ``Call`` is frozen and its ``to_dict`` is exactly the node of a trace file; ``from_dict``
+checks every field's type and range, so a crafted or corrupt file fails with one line naming the node
+and the field instead of a traceback later.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from typing import Any
+
+from moa_lab._errors import TraceError
+
+__all__ = ["CALL_FIELDS", "Call", "Usage", "field_error", "node_id"]
+
+
+def node_id(layer: int, index: int) -> str:
+    """The id of the call at (layer, index): ``L2.0`` is the first agent of layer 2."""
+    return f"L{layer}.{index}"
+
+
+# -- field checks shared by Usage and Call ---------------------------------------------------------
+def field_error(where: str, name: str, expected: str, value: Any) -> TraceError:
+    """A one-line error: which field of what is wrong, what it must be, what it holds."""
+    shown = repr(value)
+    shown = shown if len(shown) <= 40 else shown[:39] + "…"
+    return TraceError(f"{where}: field {name!r} must be {expected}, not {shown}")
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value == value
+
+
+def _check(where: str, name: str, value: Any, kind: str, *, optional: bool = False) -> Any:
+    """``value`` if it is of ``kind``; a one-line TraceError naming the field otherwise."""
+    if value is None and optional:
+        return None
+    if kind == "str" and isinstance(value, str):
+        return value
+    if kind == "bool" and isinstance(value, bool):
+        return value
+    if kind == "count" and isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    if kind == "number" and _number(value):
+        return float(value)
+    if kind == "seconds" and _number(value) and value >= 0:
+        return float(value)
+    expected = {
+        "str": "a string",
+        "bool": "true or false",
+        "count": "a whole number >= 0",
+        "number": "a number",
+        "seconds": "a number of seconds >= 0",
+    }[kind]
+    raise field_error(where, name, expected + (" or null" if optional else ""), value)
+
+
+@dataclass(frozen=True)
+class Usage:
+    """Tokens one call used, as the endpoint reported them; None where it did not say."""
+
+    prompt_tokens: int | None = None
+    """Tokens of the messages sent."""
+    completion_tokens: int | None = None
+    """Tokens the model generated."""
+    total_tokens: int | None = None
+    """The endpoint's own total (usually prompt + completion)."""
+
+    @property
+    def tokens(self) -> int | None:
+        """Prompt plus completion tokens; None when either is unknown."""
+        if self.prompt_tokens is None or self.completion_tokens is None:
+            return None
+        return self.prompt_tokens + self.completion_tokens
+
+    def to_dict(self) -> dict[str, int | None]:
+        """Plain data, as the trace file stores it."""
+        return {
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "total_tokens": self.total_tokens,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Any, *, where: str = "usage") -> Usage:
+        """Validate plain data; a one-line TraceError names a field of the wrong type."""
+        if not isinstance(data, Mapping):
+            raise field_error(where, "usage", "an object of token counts or null", data)
+        return cls(
+            **{
+                f.name: _check(where, f"usage.{f.name}", data.get(f.name), "count", optional=True)
+                for f in fields(cls)
+            }
+        )
+
+
+@dataclass(frozen=True)
+class Call:
+    """One model call of a run, as the trace records it (a node of the trace's graph)."""
+
+    id: str
+    """Node id: ``L<layer>.<index>`` (``L2.0`` is the first agent of layer 2)."""
+    role: str
+    """``proposer`` or ``aggregator``."""
+    layer: int
+    """1-based layer of the call; the aggregator's layer is the last."""
+    index: int
+    """0-based position of the agent within its layer."""
+    model: str
+    """Model name as sent to the endpoint."""
+    base_url: str
+    """The agent's base URL as configured (``local`` for the embedded model)."""
+    params: Mapping[str, Any]
+    """Sampling parameters as sent (temperature, max_tokens, seed, ...)."""
+    messages: tuple[Mapping[str, Any], ...]
+    """The chat messages sent, references included: ``({"role": ..., "content": ...}, ...)``."""
+    started_at: float
+    """Unix time (seconds) when moa_lab began the call."""
+    api_key_env: str | None = None
+    """Name of the environment variable the key was read from (never the key)."""
+    replicate: int = 0
+    """Sample index of this request: identical requests of one run stay distinct samples."""
+    cache_key: str | None = None
+    """The call's key in the call cache (see ``moa_lab._cache.call_key``)."""
+    response: str | None = None
+    """The answer text; None when the call failed."""
+    finish_reason: str | None = None
+    """Why generation stopped, as the endpoint said (``stop``, ``length``, ...)."""
+    usage: Usage | None = None
+    """Tokens used; None when the endpoint reported no usage."""
+    cost: float | None = None
+    """US dollars of the call at the price table's rates; None when unknown."""
+    served_model: str | None = None
+    """The model the endpoint said answered (may differ from ``model``)."""
+    latency: float | None = None
+    """Seconds of the attempt that succeeded (for a cache hit: when it was first made)."""
+    attempts: int = 0
+    """HTTP attempts made (0 for a cache hit or a reused answer)."""
+    ended_at: float | None = None
+    """Unix time (seconds) when the call finished."""
+    cache_hit: bool = False
+    """True when nothing was sent: the answer came from the cache or from a replay's source."""
+    error: str | None = None
+    """Why the call failed for good, in one line; None when it succeeded."""
+    retried_errors: tuple[str, ...] = ()
+    """The failures that were retried before the final attempt, in order."""
+    origin: str | None = None
+    """In a replay: the id of the source trace's call this one stands for (None if it is new)."""
+    lineage: str | None = None
+    """In a replay: ``reused``, ``edited`` or ``recomputed``; None outside replays."""
+    picked: str | None = None
+    """For a ranking aggregator: the id of the reference it picked."""
+
+    @property
+    def ok(self) -> bool:
+        """True when the call answered (no error)."""
+        return self.error is None and self.response is not None
+
+    @property
+    def sent(self) -> bool:
+        """True when this run sent the call over the network (not a cache hit nor reused)."""
+        return not self.cache_hit
+
+    @property
+    def reused(self) -> bool:
+        """True when a replay took this answer from its source trace."""
+        return self.lineage == "reused"
+
+    @property
+    def prompt_tokens(self) -> int | None:
+        """Prompt tokens, None when unknown."""
+        return self.usage.prompt_tokens if self.usage else None
+
+    @property
+    def completion_tokens(self) -> int | None:
+        """Completion tokens, None when unknown."""
+        return self.usage.completion_tokens if self.usage else None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The flat JSON-ready fields a trace file stores for this node (``id`` included)."""
+        data: dict[str, Any] = {}
+        for spec in fields(self):
+            value = getattr(self, spec.name)
+            if spec.name in _OMITTED_WHEN_NONE and value is None:
+                continue
+            if spec.name == "usage":
+                value = value.to_dict() if value is not None else None
+            elif spec.name == "messages":
+                value = [dict(m) for m in value]
+            elif spec.name == "params":
+                value = dict(value)
+            elif spec.name == "retried_errors":
+                value = list(value)
+            data[spec.name] = value
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Any, *, source: str = "trace") -> Call:
+        """Validate one node's fields; a one-line TraceError names the node and the field."""
+        if not isinstance(data, Mapping):
+            raise TraceError(f"{source}: a node is not an object")
+        name = data.get("id")
+        if not isinstance(name, str) or not name:
+            raise field_error(f"{source}: a node", "id", "a non-empty string", name)
+        where = f"{source}: node {name[:40]}"
+        lacking = [f for f in _REQUIRED if f not in data]
+        if lacking:
+            raise TraceError(f"{where} lacks fields {lacking}")
+        values: dict[str, Any] = {"id": name}
+        for spec_name, kind, optional in _KINDS:
+            if spec_name in data:
+                values[spec_name] = _check(where, spec_name, data[spec_name], kind, optional=optional)
+        if values["layer"] < 1:
+            raise field_error(where, "layer", "a whole number >= 1", data["layer"])
+        values["params"] = _mapping(where, "params", data.get("params"))
+        values["messages"] = _messages(where, data.get("messages"))
+        usage = data.get("usage")
+        values["usage"] = None if usage is None else Usage.from_dict(usage, where=where)
+        retried = data.get("retried_errors", [])
+        if not isinstance(retried, list) or not all(isinstance(e, str) for e in retried):
+            raise field_error(where, "retried_errors", "a list of strings", retried)
+        values["retried_errors"] = tuple(retried)
+        return cls(**values)
+
+
+#: Optional fields left out of a node's JSON when they are None (they exist only in replays or
+#: ranking runs), so the files of ordinary runs keep their shape.
+_OMITTED_WHEN_NONE = frozenset({"origin", "lineage", "picked"})
+#: Fields every node of a trace file has (older files may lack the others).
+_REQUIRED = (
+    "role",
+    "layer",
+    "index",
+    "model",
+    "base_url",
+    "params",
+    "messages",
+    "response",
+    "finish_reason",
+    "usage",
+    "cost",
+    "started_at",
+    "ended_at",
+    "cache_hit",
+    "error",
+)
+#: Name, kind and whether null is allowed, for every scalar field of a node.
+_KINDS = (
+    ("role", "str", False),
+    ("layer", "count", False),
+    ("index", "count", False),
+    ("model", "str", False),
+    ("base_url", "str", False),
+    ("started_at", "seconds", False),
+    ("api_key_env", "str", True),
+    ("replicate", "count", False),
+    ("cache_key", "str", True),
+    ("response", "str", True),
+    ("finish_reason", "str", True),
+    ("cost", "number", True),
+    ("served_model", "str", True),
+    ("latency", "seconds", True),
+    ("attempts", "count", False),
+    ("ended_at", "seconds", True),
+    ("cache_hit", "bool", False),
+    ("error", "str", True),
+    ("origin", "str", True),
+    ("lineage", "str", True),
+    ("picked", "str", True),
+)
+#: Names of the fields of a node as the trace file stores them.
+CALL_FIELDS = tuple(f.name for f in fields(Call))
+
+
+def _mapping(where: str, name: str, value: Any) -> dict[str, Any]:
+    if not isinstance(value, Mapping):
+        raise field_error(where, name, "an object", value)
+    return dict(value)
+
+
+def _messages(where: str, value: Any) -> tuple[dict[str, Any], ...]:
+    if not isinstance(value, list):
+        raise field_error(where, "messages", "a list of chat messages", value)
+    for message in value:
+        if (
+            not isinstance(message, Mapping)
+            or not isinstance(message.get("role"), str)
+            or not isinstance(message.get("content"), str)
+        ):
+            raise field_error(where, "messages", "a list of {role: string, content: string}", message)
+    return tuple(dict(m) for m in value)

@@ -1,0 +1,165 @@
+"""The trace file format: node-link JSON for a finished run, a JSON Lines journal for one in progress.
+
+Invariant: writes are atomic (a temporary file renamed into place); reading checks the schema, the
+version and every node (through ``Call.from_dict``), and upgrades what older moa_lab versions wrote,
+so any file a user can pass either loads or fails with one line.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import networkx as nx
+
+from moa_lab._errors import TraceError
+from moa_lab._trace.call import Call, field_error
+
+__all__ = [
+    "SCHEMA",
+    "SCHEMA_VERSION",
+    "TRACE_DIR_ENV",
+    "default_trace_path",
+    "graph_from_node_link",
+    "journal_header",
+    "journal_line",
+    "node_link",
+    "read_trace_file",
+    "write_atomically",
+]
+
+SCHEMA = "moa_lab.trace"
+SCHEMA_VERSION = 1
+TRACE_DIR_ENV = "MOA_LAB_TRACE_DIR"
+
+_GRAPH_FIELDS = ("schema", "schema_version", "run_id", "created_at", "prompt", "config", "final")
+
+
+def default_trace_path(prompt: str, when: float | None = None) -> Path:
+    """``traces/<date>-<time>-<slug of the prompt>.json`` (``$MOA_LAB_TRACE_DIR`` moves the folder)."""
+    stamp = datetime.fromtimestamp(when or time.time()).strftime("%Y%m%d-%H%M%S")
+    slug = re.sub(r"[^a-z0-9]+", "-", prompt.lower()).strip("-")[:48].rstrip("-") or "run"
+    return Path(os.environ.get(TRACE_DIR_ENV, "traces")) / f"{stamp}-{slug}.json"
+
+
+def node_link(graph: nx.DiGraph, calls: Iterable[Call]) -> dict[str, Any]:
+    """JSON-ready node-link data of a trace's graph: nodes in the order given, and the edges into
+    each node after it, by position (so equal traces give equal files)."""
+    nodes = [call.to_dict() for call in calls]
+    edges = [
+        {"position": position, "source": u, "target": node["id"]}
+        for node in nodes
+        for u, _, position in sorted(graph.in_edges(node["id"], data="position"), key=lambda e: e[2])
+    ]
+    return {
+        "directed": True,
+        "multigraph": False,
+        "graph": dict(graph.graph),
+        "nodes": nodes,
+        "edges": edges,
+    }
+
+
+def _upgrade_config(config: Any) -> Any:
+    """The config of a trace in today's shape (moa_lab 0.1 wrote one-call runs' configs apart)."""
+    single = isinstance(config, dict) and config.get("kind") in ("single", "judge")
+    if single and "proposers" not in config:
+        return {"layers": 1, "proposers": [], "aggregator": config.get("agent")}
+    return config
+
+
+def graph_from_node_link(data: Any, *, source: str = "trace") -> nx.DiGraph:
+    """Validate node-link data and build the graph; one-line TraceError on anything off."""
+    if not isinstance(data, dict) or not isinstance(data.get("graph"), dict):
+        raise TraceError(f"{source}: not a moa_lab trace (no graph attributes)")
+    attrs = data["graph"]
+    if attrs.get("schema") != SCHEMA:
+        raise TraceError(f"{source}: not a moa_lab trace (schema is {attrs.get('schema')!r})")
+    version = attrs.get("schema_version")
+    if version != SCHEMA_VERSION:
+        raise TraceError(
+            f"{source}: trace schema version {version!r} is not supported "
+            f"(this moa_lab reads version {SCHEMA_VERSION}); upgrade moa_lab"
+        )
+    missing = [f for f in _GRAPH_FIELDS if f not in attrs]
+    if missing:
+        raise TraceError(f"{source}: the trace lacks graph fields {missing}")
+    if not isinstance(data.get("nodes"), list) or not isinstance(data.get("edges"), list):
+        raise TraceError(f"{source}: the trace needs 'nodes' and 'edges' lists")
+    graph = nx.DiGraph(**(attrs | {"config": _upgrade_config(attrs["config"])}))
+    for node in data["nodes"]:
+        call = Call.from_dict(node, source=source)
+        if call.id in graph:
+            raise TraceError(f"{source}: node {call.id} appears twice")
+        graph.add_node(call.id, call=call)
+    for edge in data["edges"]:
+        if not isinstance(edge, Mapping) or not _known(graph, edge.get("source"), edge.get("target")):
+            raise TraceError(f"{source}: an edge names a node that is not in the trace")
+        position = edge.get("position")
+        if not isinstance(position, int) or isinstance(position, bool) or position < 1:
+            where = f"{source}: edge {edge['source']} -> {edge['target']}"
+            raise field_error(where, "position", "a whole number >= 1", position)
+        graph.add_edge(edge["source"], edge["target"], position=position)
+    return graph
+
+
+def _known(graph: nx.DiGraph, *nodes: Any) -> bool:
+    return all(isinstance(node, str) and node in graph for node in nodes)
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file renamed into place."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".tmp")
+    partial.write_text(text, "utf-8")
+    os.replace(partial, path)
+
+
+def journal_header(graph: nx.DiGraph) -> str:
+    """The first line of a run's journal: its graph attributes."""
+    return json.dumps({"journal": SCHEMA, "graph": dict(graph.graph)}, ensure_ascii=False) + "\n"
+
+
+def journal_line(call: Call, edges: list[dict[str, Any]]) -> str:
+    """One line of a journal: a finished call and the edges into it."""
+    return json.dumps({"node": call.to_dict(), "edges": edges}, ensure_ascii=False) + "\n"
+
+
+def read_trace_file(path: Path) -> dict[str, Any]:
+    """The node-link data in a trace file (a finished trace, or the journal of a run in progress)."""
+    if not path.is_file():
+        raise TraceError(f"{path}: no such trace file")
+    try:
+        text = path.read_text("utf-8")
+        return _from_journal(text) if text.startswith('{"journal"') else json.loads(text)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise TraceError(f"{path}: not a JSON trace ({exc})") from None
+
+
+def _from_journal(text: str) -> dict[str, Any]:
+    """Node-link data from the journal of a run in progress (a line torn by a kill is skipped)."""
+    lines = text.splitlines()
+    header = json.loads(lines[0])
+    data: dict[str, Any] = {
+        "directed": True,
+        "multigraph": False,
+        "graph": header.get("graph"),
+        "nodes": [],
+        "edges": [],
+    }
+    for number, line in enumerate(lines[1:], start=2):
+        try:
+            entry = json.loads(line)
+        except json.JSONDecodeError:
+            if number == len(lines):
+                break  # the last line was being written when the run was killed
+            raise
+        data["nodes"].append(entry["node"])
+        data["edges"].extend(entry["edges"])
+    return data

@@ -1,0 +1,103 @@
+"""What an experiment produced: ``ExperimentResult`` and the per-config table ``summarize`` makes.
+
+Invariant: the table is a pure function of the rows (one per config and item), so it can be rebuilt
+from ``results.jsonl`` at any time; unknown numbers stay NaN, never 0.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from moa_lab._errors import TraceError
+from moa_lab._trace import Trace
+from moa_lab.experiments._configs import Candidate
+from moa_lab.experiments._datasets import Dataset
+from moa_lab.experiments._export import alpaca_eval_outputs
+from moa_lab.experiments._scoring import bootstrap_ci
+
+__all__ = ["ExperimentResult", "summarize"]
+
+
+@dataclass
+class ExperimentResult:
+    """What an experiment produced: one row per (config, item), the judge's verdicts, the table."""
+
+    dataset: Dataset
+    candidates: list[Candidate]
+    rows: pd.DataFrame
+    """One row per (config, item): output, correctness, tokens, cost, latency, trace path, win."""
+    judgments: pd.DataFrame
+    """One row per judge call (both orders of every pair); empty when nothing was judged."""
+    baseline: str | None
+    run_dir: Path
+
+    def table(self, *, confidence: float = 0.95) -> pd.DataFrame:
+        """Per config: accuracy and win rate with bootstrap intervals, length, tokens, cost, latency."""
+        return summarize(self.rows, self.candidates, baseline=self.baseline, confidence=confidence)
+
+    def trace(self, config: str, item: str) -> Trace:
+        """The trace of one config on one item."""
+        match = self.rows[(self.rows["config"] == config) & (self.rows["item"] == str(item))]
+        if match.empty or not match["trace"].iloc[0]:
+            raise TraceError(f"no trace of config {config!r} on item {item!r} in this experiment")
+        return Trace.load(match["trace"].iloc[0])
+
+    def alpaca_eval_outputs(self, config: str) -> list[dict[str, str]]:
+        """One config's answers in AlpacaEval's model-outputs format (instruction, output, generator)."""
+        return alpaca_eval_outputs(self, config)
+
+    def __repr__(self) -> str:
+        return (
+            f"<ExperimentResult {self.dataset.name!r}: {len(self.candidates)} configs × "
+            f"{len(self.dataset)} items in {self.run_dir}>\n{self.table().to_string()}"
+        )
+
+    def _repr_html_(self) -> str:
+        return self.table()._repr_html_()
+
+
+def summarize(
+    rows: pd.DataFrame,
+    candidates: Sequence[Candidate],
+    *,
+    baseline: str | None = None,
+    confidence: float = 0.95,
+) -> pd.DataFrame:
+    """The per-config table of an experiment's rows (``config`` is the index, in the given order)."""
+    records = []
+    for candidate in candidates:
+        mine = rows[rows["config"] == candidate.name]
+        record: dict[str, Any] = {
+            "config": candidate.name,
+            "layers": candidate.layers,
+            "proposers": candidate.proposers,
+            "items": len(mine),
+            "failed": int((mine["status"] == "failed").sum()),
+        }
+        if mine["correct"].notna().any():
+            correct = [float(bool(v)) for v in mine["correct"]]
+            record["accuracy"], record["accuracy_low"], record["accuracy_high"] = bootstrap_ci(
+                correct, confidence=confidence
+            )
+        if "win" in mine and candidate.name != baseline and mine["win"].notna().any():
+            record["win_rate"], record["win_low"], record["win_high"] = bootstrap_ci(
+                list(mine["win"]), confidence=confidence
+            )
+        record["mean_length"] = _mean(mine["length"])
+        record["tokens"] = _mean(mine["tokens"])
+        record["cost"] = _mean(mine["cost"]) if mine["cost"].notna().all() and len(mine) else math.nan
+        record["latency"] = _mean(mine["latency"])
+        record["calls"] = _mean(mine["calls"])
+        records.append(record)
+    return pd.DataFrame(records).set_index("config")
+
+
+def _mean(column: pd.Series) -> float:
+    values = pd.to_numeric(column, errors="coerce").dropna()
+    return float(values.mean()) if len(values) else math.nan
