@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import httpx2
 import openai
 
 from moa_lab._errors import CallError, ConfigError
@@ -80,12 +81,15 @@ class Backend:
     """Sends chat completions to OpenAI-compatible endpoints, one cached client per endpoint.
 
     One backend may serve many runs at once (an experiment shares one): its cap on calls in flight
-    is then global, and its HTTP clients and connections are reused.
+    is then global, and its HTTP clients and connections are reused. ``transport`` (an ``httpx2``
+    transport) replaces the network for every endpoint: tests answer in-process with it.
     """
 
-    def __init__(self, *, max_concurrency: int = 16):
+    def __init__(self, *, max_concurrency: int = 16, transport: httpx2.AsyncBaseTransport | None = None):
         self._limit = asyncio.Semaphore(max_concurrency)
         self._clients: dict[tuple[str, str | None], openai.AsyncOpenAI] = {}
+        # The one I/O seam: an httpx2 transport (``FakeLLM.transport()`` answers in-process).
+        self._transport = transport
 
     @staticmethod
     def api_key(key_env: str | None) -> str:
@@ -103,7 +107,13 @@ class Backend:
     def _client(self, base_url: str, key_env: str | None) -> openai.AsyncOpenAI:
         client = self._clients.get((base_url, key_env))
         if client is None:
-            client = openai.AsyncOpenAI(base_url=base_url, api_key=self.api_key(key_env), max_retries=0)
+            http_client = httpx2.AsyncClient(transport=self._transport) if self._transport else None
+            client = openai.AsyncOpenAI(
+                base_url=base_url,
+                api_key=self.api_key(key_env),
+                max_retries=0,
+                http_client=http_client,
+            )
             self._clients[(base_url, key_env)] = client
         return client
 

@@ -3,21 +3,29 @@
 It speaks just enough of the API for moa_lab (``POST /v1/chat/completions``, ``GET /v1/models``) and
 takes its answers from a handler function, so the same server fronts the deterministic test model
 and the embedded local model. Every request it receives is recorded, so tests can assert on what
-was really sent over HTTP.
+was really sent over HTTP. The same handler can also answer in-process, without a socket, through
+``transport()`` (the seam ``Backend(transport=...)`` plugs into).
+
+Invariant: there is one path from a request to its reply (``respond``), whichever way the request
+came; a reply goes out as one write (status line, headers and body together), so a reused
+connection is never held up by Nagle's algorithm waiting for the ACK of the headers.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
+import socket
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-__all__ = ["ChatServer", "HTTPReply", "RecordedRequest"]
+__all__ = ["ChatServer", "HTTPReply", "RecordedRequest", "Reply", "completion"]
 
 
 class HTTPReply(Exception):
@@ -28,6 +36,24 @@ class HTTPReply(Exception):
         self.status = status
         self.message = message
         self.headers = headers or {}
+
+
+@dataclass(frozen=True)
+class Reply:
+    """A whole HTTP reply a handler may return instead of a completion dict (any status, any body).
+
+    ``body`` is bytes, or an iterable of byte chunks that are sent as they come (a stream).
+    """
+
+    body: bytes | Iterable[bytes]
+    status: int = 200
+    content_type: str = "application/json"
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def json(cls, payload: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> Reply:
+        """A JSON reply."""
+        return cls(json.dumps(payload).encode(), status, "application/json", dict(headers or {}))
 
 
 @dataclass(frozen=True)
@@ -52,11 +78,11 @@ class RecordedRequest:
         return messages[0]["content"] if messages and messages[0]["role"] == "system" else ""
 
 
-Handler = Callable[[dict[str, Any]], dict[str, Any]]
+Handler = Callable[[dict[str, Any]], "dict[str, Any] | Reply"]
 
 
 class ChatServer:
-    """Serves chat completions from ``handler(body) -> completion dict`` on 127.0.0.1."""
+    """Serves chat completions from ``handler(body) -> completion dict | Reply`` on 127.0.0.1."""
 
     def __init__(
         self, handler: Handler, *, port: int = 0, models: list[str] | None = None, record: bool = True
@@ -70,6 +96,7 @@ class ChatServer:
         self._server = _QuietServer(("127.0.0.1", port), self._request_class())
         self._server.daemon_threads = True
         self._thread: threading.Thread | None = None
+        self._pool: ThreadPoolExecutor | None = None
 
     @property
     def port(self) -> int:
@@ -97,6 +124,9 @@ class ChatServer:
             self._thread.join()
             self._thread = None
         self._server.server_close()
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
 
     def __enter__(self) -> ChatServer:
         return self.start()
@@ -113,6 +143,55 @@ class ChatServer:
         """A header of the request this thread is answering (for handlers), or None."""
         return getattr(self._current, "headers", {}).get(name.lower())
 
+    def respond(self, method: str, path: str, headers: Mapping[str, str], raw: bytes) -> Reply:
+        """The reply to one request: the one path every request takes, over HTTP or in-process."""
+        headers = {name.lower(): value for name, value in headers.items()}
+        if method == "GET":
+            if path.rstrip("/").endswith("/models"):
+                data = [{"id": m, "object": "model", "owned_by": "moa_lab"} for m in self.models]
+                return Reply.json({"object": "list", "data": data})
+            return Reply.json(_error(f"no route {path}", "not_found"), 404)
+        try:
+            body = json.loads(raw or b"{}")
+        except json.JSONDecodeError:
+            return Reply.json(_error("request body is not JSON", "invalid_request_error"), 400)
+        self._record(RecordedRequest(path, body, headers))
+        if not path.rstrip("/").endswith("/chat/completions"):
+            return Reply.json(_error(f"no route {path}", "not_found"), 404)
+        self._current.headers = headers
+        try:
+            answer = self.handler(body)
+        except HTTPReply as reply:
+            return Reply.json(_error(reply.message, "moa_lab"), reply.status, reply.headers)
+        except Exception as exc:  # a handler bug must reach the client as a 500
+            return Reply.json(_error(f"{type(exc).__name__}: {exc}", "server_error"), 500)
+        finally:
+            self._current.headers = {}
+        return answer if isinstance(answer, Reply) else Reply.json(answer)
+
+    def transport(self) -> Any:
+        """An ``httpx2`` transport that answers in this process through ``respond``, no socket.
+
+        Give it to ``moa_lab.Backend(transport=...)``: requests to any URL reach this server's
+        handler, on a thread of its own (handlers may block), and are recorded as over HTTP.
+        """
+        import httpx2
+
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=64, thread_name_prefix="moa-lab-in-process")
+        pool = self._pool
+
+        async def handle(request: Any) -> Any:
+            raw = await request.aread()
+            reply = await asyncio.get_running_loop().run_in_executor(
+                pool, self.respond, request.method, request.url.path, dict(request.headers), raw
+            )
+            body = reply.body if isinstance(reply.body, bytes) else b"".join(reply.body)
+            headers = {"content-type": reply.content_type, **reply.headers}
+            return httpx2.Response(reply.status, headers=headers, content=body)
+
+        return httpx2.MockTransport(handle)
+
     def _record(self, request: RecordedRequest) -> None:
         if not self.record:  # a long-lived server (the local model) keeps no history
             return
@@ -125,48 +204,44 @@ class ChatServer:
         class _Request(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
+            def setup(self) -> None:
+                super().setup()
+                # Replies are written whole, and streamed chunks must leave at once.
+                self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
             def log_message(self, format: str, *args: Any) -> None:
                 """Stay quiet: a server in a test or notebook must not print per request."""
 
-            def _send(self, status: int, payload: dict, headers: dict[str, str] | None = None):
-                body = json.dumps(payload).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                for name, value in (headers or {}).items():
-                    self.send_header(name, value)
-                self.end_headers()
-                self.wfile.write(body)
-
-            def do_GET(self) -> None:
-                if self.path.rstrip("/").endswith("/models"):
-                    data = [{"id": m, "object": "model", "owned_by": "moa_lab"} for m in server.models]
-                    self._send(200, {"object": "list", "data": data})
-                else:
-                    self._send(404, _error(f"no route {self.path}", "not_found"))
-
-            def do_POST(self) -> None:
+            def _answer(self, method: str) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
-                raw = self.rfile.read(length)
+                raw = self.rfile.read(length) if length else b""
+                reply = server.respond(method, self.path, dict(self.headers.items()), raw)
                 try:
-                    body = json.loads(raw or b"{}")
-                except json.JSONDecodeError:
-                    self._send(400, _error("request body is not JSON", "invalid_request_error"))
-                    return
-                headers = {name.lower(): value for name, value in self.headers.items()}
-                server._record(RecordedRequest(self.path, body, headers))
-                if not self.path.rstrip("/").endswith("/chat/completions"):
-                    self._send(404, _error(f"no route {self.path}", "not_found"))
-                    return
-                server._current.headers = headers
-                try:
-                    self._send(200, server.handler(body))
+                    self._write(reply)
                 except (BrokenPipeError, ConnectionResetError):
                     return  # the client gave up (a timeout); nobody is left to answer
-                except HTTPReply as reply:
-                    self._send(reply.status, _error(reply.message, "moa_lab"), reply.headers)
-                except Exception as exc:  # a handler bug must reach the client as a 500
-                    self._send(500, _error(f"{type(exc).__name__}: {exc}", "server_error"))
+
+            def _write(self, reply: Reply) -> None:
+                head = [f"HTTP/1.1 {reply.status} {self.responses.get(reply.status, ('',))[0]}"]
+                head += [f"Content-Type: {reply.content_type}"]
+                head += [f"{name}: {value}" for name, value in reply.headers.items()]
+                if isinstance(reply.body, bytes):
+                    head.append(f"Content-Length: {len(reply.body)}")
+                    self.wfile.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + reply.body)
+                    return
+                head.append("Transfer-Encoding: chunked")
+                self.wfile.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1"))
+                for chunk in reply.body:
+                    if chunk:
+                        self.wfile.write(f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n")
+                        self.wfile.flush()
+                self.wfile.write(b"0\r\n\r\n")
+
+            def do_GET(self) -> None:
+                self._answer("GET")
+
+            def do_POST(self) -> None:
+                self._answer("POST")
 
         return _Request
 

@@ -297,3 +297,23 @@ def test_a_shared_cache_object_is_left_open(fake, tmp_path):
     _run(fake_config(fake.url), cache=cache)
     assert len(cache) == 4
     cache.close()
+
+
+def test_the_transport_seam_answers_in_process_exactly_as_over_http(fake):
+    over_http = _run(fake_config(fake.url))
+    sent = sorted(json.dumps(r.body, sort_keys=True) for r in fake.chat_requests())
+    nowhere = "http://127.0.0.1:9/v1"  # nothing listens there: every byte must go through the seam
+    with FakeLLM() as seam:
+        backend = moa_lab.Backend(transport=seam.transport())
+        in_process = moa_lab.run(
+            "Why is the sky blue?",
+            fake_config(nowhere),
+            cache=False,
+            trace_path=False,
+            progress=False,
+            backend=backend,
+        )
+        assert sorted(json.dumps(r.body, sort_keys=True) for r in seam.chat_requests()) == sent
+        assert seam.requests[0].headers["x-moa-lab-call"].startswith("L1.")
+    assert in_process.final == over_http.final
+    assert [c.response for c in in_process.records()] == [c.response for c in over_http.records()]

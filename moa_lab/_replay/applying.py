@@ -106,6 +106,11 @@ class _Editor:
         return text
 
     def _aggregator_template(self, edit: AggregatorTemplate) -> None:
+        if self.config.layers == 1:
+            raise ConfigError(
+                f"{label(edit)}: this run is one call that reads no references; use "
+                f"NodeMessage({node_id(1, 0)!r}, 'system' or 'user', text) to change what it was sent"
+            )
         text = self._template(edit, edit.text)
         if self.templates["proposer_template"] is None and self.config.layers > 2:
             # The proposers of layers > 1 shared the aggregator's template; they keep the old one.

@@ -96,6 +96,8 @@ class PromptLab(widgets.VBox):
             description="aggregator",
             layout=_BOX,
             continuous_update=False,
+            # A one-call run reads no references: edit its messages below instead.
+            disabled=self.config.layers == 1,
         )
         self.for_proposers = widgets.Checkbox(
             value=False,
