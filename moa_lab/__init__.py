@@ -14,9 +14,10 @@ __version__ = "0.1.0"
 from moa_lab._backend import Backend, RetryPolicy
 from moa_lab._cache import CallCache
 from moa_lab._compare import CallDiff, Comparison, compare
-from moa_lab._config import Agent, MoAConfig, Price, build_config, load_config, preset
+from moa_lab._config import Agent, MoAConfig, Price, load_config
 from moa_lab._engine import OnCall, arun, run
 from moa_lab._errors import CacheError, CallError, ConfigError, MoaLabError, RunError, TraceError
+from moa_lab._presets import build_config, preset
 from moa_lab._prompts import AGGREGATE_AND_SYNTHESIZE
 from moa_lab._replay import (
     AddProposer,

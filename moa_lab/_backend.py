@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import math
 import os
 import random
 import time
@@ -20,6 +21,8 @@ import httpx2
 import openai
 
 from moa_lab._errors import CallError, ConfigError
+from moa_lab._responses import read_completion
+from moa_lab._trace import Usage
 
 __all__ = ["CALL_HEADER", "DEFAULT_POLICY", "PROGRESS_HEADER", "Backend", "Completion", "RetryPolicy"]
 
@@ -33,11 +36,12 @@ PROGRESS_HEADER = "X-Moa-Lab-Progress"
 
 @dataclass(frozen=True)
 class Completion:
-    """What one successful call returned."""
+    """What one successful call returned: an answer with text, and how it took to get it."""
 
     text: str
+    """The answer (never empty; reasoning removed)."""
     finish_reason: str | None
-    usage: dict[str, int] | None
+    usage: Usage | None
     served_model: str | None
     latency: float
     """Seconds of the attempt that succeeded."""
@@ -45,6 +49,12 @@ class Completion:
     """1 plus the number of retries it took."""
     errors: tuple[str, ...] = field(default=())
     """The failures that were retried, in order."""
+    waits: tuple[float, ...] = field(default=())
+    """Seconds waited before each retry."""
+    reasoning: str | None = None
+    """The model's thinking, kept apart from the answer."""
+    warnings: tuple[str, ...] = field(default=())
+    """What was repaired on the way in."""
 
 
 @dataclass(frozen=True)
@@ -52,7 +62,8 @@ class RetryPolicy:
     """How long one attempt may take and how failed attempts are retried."""
 
     timeout: float = 120.0
-    """Seconds before one HTTP attempt is abandoned (and retried)."""
+    """Seconds one attempt may take in all (connecting, waiting, reading) before it is abandoned
+    and retried: a deadline, not a limit per socket read."""
     max_retries: int = 4
     """Retries after 429, 5xx, connection errors and timeouts."""
     backoff: float = 0.5
@@ -141,35 +152,71 @@ class Backend:
         arguments = {k: params[k] for k in _SENT_AS_ARGUMENTS if k in params}
         extra_body = {k: v for k, v in params.items() if k not in _SENT_AS_ARGUMENTS}
         failures: list[str] = []
+        waits: list[float] = []
+        where = f"{base_url} for {model}"
         for attempt in range(policy.max_retries + 1):
+            retry_after = None
             async with self._limit:
                 started = time.perf_counter()
                 try:
-                    response = await client.chat.completions.create(
-                        model=model,
-                        messages=list(messages),
-                        extra_body=extra_body or None,
+                    # A deadline for the whole attempt: a server that drips a byte a second must
+                    # not hold a call for minutes (httpx's timeout bounds each socket read only).
+                    raw = await asyncio.wait_for(
+                        client.chat.completions.with_raw_response.create(
+                            model=model,
+                            messages=list(messages),
+                            extra_body=extra_body or None,
+                            timeout=policy.timeout,
+                            extra_headers=headers or None,
+                            **arguments,
+                        ),
                         timeout=policy.timeout,
-                        extra_headers=headers or None,
-                        **arguments,
+                    )
+                    reply = raw.http_response
+                    answer = read_completion(
+                        reply.status_code,
+                        reply.headers.get("content-type", ""),
+                        await _body(reply, policy.timeout - (time.perf_counter() - started)),
+                        where=where,
                     )
                 except openai.APIStatusError as exc:
                     error = _status_error(exc, base_url, model, key_env)
                     retry_after = _retry_after(exc.response.headers)
-                except openai.APIConnectionError as exc:
-                    kind = "timed out" if isinstance(exc, openai.APITimeoutError) else "unreachable"
+                except (openai.APITimeoutError, asyncio.TimeoutError, TimeoutError):
                     error = CallError(
-                        f"{base_url} {kind} for {model} ({_scrub(str(exc), key_env)})",
+                        f"{base_url} timed out for {model} (no whole answer within "
+                        f"{policy.timeout:g} s)",
                         retryable=True,
                     )
-                    retry_after = None
+                except openai.APIConnectionError as exc:
+                    error = CallError(
+                        f"{base_url} unreachable for {model} ({_scrub(str(exc), key_env)})",
+                        retryable=True,
+                    )
+                except CallError as exc:
+                    error = CallError(
+                        _scrub(str(exc), key_env), status=exc.status, retryable=exc.retryable
+                    )
                 else:
-                    return _completion(response, time.perf_counter() - started, attempt, failures)
+                    return Completion(
+                        text=answer.text,
+                        finish_reason=answer.finish_reason,
+                        usage=answer.usage,
+                        served_model=answer.served_model,
+                        latency=time.perf_counter() - started,
+                        attempts=attempt + 1,
+                        errors=tuple(failures),
+                        waits=tuple(waits),
+                        reasoning=answer.reasoning,
+                        warnings=answer.warnings,
+                    )
             failures.append(str(error))
             if not error.retryable or attempt == policy.max_retries:
                 gave_up = f" (gave up after {attempt + 1} attempts)" if attempt else ""
                 raise CallError(f"{error}{gave_up}", status=error.status, attempts=attempt + 1)
-            await asyncio.sleep(policy.delay(attempt, retry_after))
+            wait = policy.delay(attempt, retry_after)
+            waits.append(wait)
+            await asyncio.sleep(wait)
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def aclose(self) -> None:
@@ -179,24 +226,10 @@ class Backend:
             await client.close()
 
 
-def _completion(response: Any, latency: float, attempt: int, failures: list[str]) -> Completion:
-    choice = response.choices[0] if response.choices else None
-    usage = None
-    if response.usage is not None:
-        usage = {
-            "prompt_tokens": response.usage.prompt_tokens or 0,
-            "completion_tokens": response.usage.completion_tokens or 0,
-            "total_tokens": response.usage.total_tokens or 0,
-        }
-    return Completion(
-        text=(choice.message.content if choice else None) or "",
-        finish_reason=choice.finish_reason if choice else None,
-        usage=usage,
-        served_model=response.model,
-        latency=latency,
-        attempts=attempt + 1,
-        errors=tuple(failures),
-    )
+async def _body(reply: Any, seconds_left: float) -> str:
+    """The whole body of a raw reply as text, read within what is left of the attempt's deadline."""
+    data = await asyncio.wait_for(reply.aread(), timeout=max(seconds_left, 0.001))
+    return data.decode("utf-8", errors="replace")
 
 
 def _status_error(
@@ -205,27 +238,45 @@ def _status_error(
     status = exc.status_code
     detail = _scrub(_first_line(exc.message), key_env)
     retryable = status == 429 or status >= 500
+    hint = ""
+    if status == 404:
+        tried = f"{base_url.rstrip('/')}/chat/completions"
+        hint = f"; moa_lab asked for {tried}"
+        if not base_url.rstrip("/").endswith("/v1"):
+            hint += f" (OpenAI-compatible servers serve under /v1: try {base_url.rstrip('/')}/v1)"
     return CallError(
-        f"HTTP {status} from {base_url} for {model}: {detail}", status=status, retryable=retryable
+        f"HTTP {status} from {base_url} for {model}: {detail}{hint}", status=status, retryable=retryable
     )
 
 
 def _retry_after(headers: Any) -> float | None:
-    """Seconds a server asked us to wait (``Retry-After-Ms``, ``Retry-After`` seconds or date)."""
+    """Seconds a server asked us to wait (``Retry-After-Ms``, ``Retry-After`` seconds or date).
+
+    None when the header is missing or unreadable (``soon``, a date no clock can reach): the caller
+    then backs off as if none were sent.
+    """
     millis = headers.get("retry-after-ms")
     if millis:
         try:
-            return max(float(millis) / 1000, 0.0)
+            return _finite(float(millis) / 1000)
         except ValueError:
             pass
     value = headers.get("retry-after")
     if not value:
         return None
     try:
-        return max(float(value), 0.0)
+        return _finite(float(value))
     except ValueError:
+        pass
+    try:
         when = email.utils.parsedate_to_datetime(value)
-        return max(when.timestamp() - time.time(), 0.0) if when else None
+        return _finite(when.timestamp() - time.time())
+    except (TypeError, ValueError, OverflowError, IndexError):
+        return None
+
+
+def _finite(seconds: float) -> float | None:
+    return max(seconds, 0.0) if math.isfinite(seconds) else None
 
 
 def _first_line(text: str, limit: int = 300) -> str:

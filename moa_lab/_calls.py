@@ -15,8 +15,9 @@ from typing import Any
 from moa_lab._backend import Backend, Completion, RetryPolicy
 from moa_lab._cache import CallCache, call_key
 from moa_lab._config import Agent
-from moa_lab._errors import CallError
+from moa_lab._errors import CallError, TraceError
 from moa_lab._pricing import call_cost
+from moa_lab._responses import split_reasoning
 from moa_lab._trace import Call, Usage
 
 __all__ = [
@@ -113,17 +114,9 @@ async def make_call(
     and nothing is cached (a dry run); ``progress=False`` asks the local model to show no bar.
     """
     messages = [dict(m) for m in call.messages]
-    hit = cache.get(call.cache_key) if cache is not None else None
+    hit = _cached(cache.get(call.cache_key)) if cache is not None else None
     if hit is not None:
-        call = replace(
-            call,
-            response=hit["text"],
-            finish_reason=hit["finish_reason"],
-            usage=None if hit["usage"] is None else Usage(**hit["usage"]),
-            served_model=hit["served_model"],
-            latency=hit["latency"],
-            cache_hit=True,
-        )
+        call = replace(call, **hit, cache_hit=True)
     else:
         try:
             if stand_in is not None:
@@ -145,22 +138,27 @@ async def make_call(
             call = replace(
                 call,
                 response=done.text,
+                reasoning=done.reasoning,
                 finish_reason=done.finish_reason,
-                usage=None if done.usage is None else Usage(**done.usage),
+                usage=done.usage,
                 served_model=done.served_model,
                 latency=done.latency,
                 attempts=done.attempts,
-                retried_errors=tuple(done.errors),
+                retried_errors=done.errors,
+                retry_waits=done.waits,
+                warnings=done.warnings,
             )
             if cache is not None and stand_in is None:
                 cache.set(
                     call.cache_key,
                     {
                         "text": done.text,
+                        "reasoning": done.reasoning,
                         "finish_reason": done.finish_reason,
-                        "usage": done.usage,
+                        "usage": None if done.usage is None else done.usage.to_dict(),
                         "served_model": done.served_model,
                         "latency": done.latency,
+                        "warnings": list(done.warnings),
                     },
                 )
     return replace(
@@ -168,3 +166,43 @@ async def make_call(
         ended_at=time.time(),
         cost=call_cost(agent.model, call.usage, prices),
     )
+
+
+def _cached(value: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The fields of a call answered from a cache entry; None (a miss) for an entry with no answer.
+
+    Entries written before moa_lab kept reasoning apart hold it inline in ``text``; an entry with
+    an empty or unreadable answer (older versions cached those) is sent again, not trusted.
+    """
+    if not isinstance(value, dict) or not isinstance(value.get("text"), str):
+        return None
+    reasoning = value.get("reasoning")
+    text = value["text"]
+    if "reasoning" not in value:
+        reasoning, text = split_reasoning(text)
+    text = text.strip()  # as every answer is stripped when it arrives
+    if not text:
+        return None
+    try:
+        usage = None if value.get("usage") is None else Usage.from_dict(value["usage"])
+    except TraceError:
+        return None
+    latency = value.get("latency")
+    warnings = value.get("warnings") or []
+    return {
+        "response": text,
+        "reasoning": reasoning if isinstance(reasoning, str) else None,
+        "finish_reason": value.get("finish_reason")
+        if isinstance(value.get("finish_reason"), str)
+        else None,
+        "usage": usage,
+        "served_model": value.get("served_model")
+        if isinstance(value.get("served_model"), str)
+        else None,
+        "latency": float(latency)
+        if isinstance(latency, (int, float)) and not isinstance(latency, bool)
+        else None,
+        "warnings": tuple(w for w in warnings if isinstance(w, str))
+        if isinstance(warnings, list)
+        else (),
+    }

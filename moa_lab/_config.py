@@ -17,7 +17,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from moa_lab._errors import ConfigError
-from moa_lab._prompts import AGGREGATE_AND_SYNTHESIZE, DEBATE_TEMPLATE, RANKER_TEMPLATE, REFERENCES
+from moa_lab._prompts import AGGREGATE_AND_SYNTHESIZE, REFERENCES
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -26,15 +26,12 @@ else:  # pragma: no cover
 
 __all__ = [
     "OPENAI_URL",
-    "PRESETS",
     "TOGETHER_URL",
     "Agent",
     "MoAConfig",
     "Price",
-    "build_config",
     "load_config",
     "one_line",
-    "preset",
 ]
 
 OPENAI_URL = "https://api.openai.com/v1"
@@ -45,10 +42,25 @@ LOCAL_URL = "local"
 _KNOWN_KEY_ENVS = {"api.openai.com": "OPENAI_API_KEY", "api.together.xyz": "TOGETHER_API_KEY"}
 
 
+def _without_secrets(url: str) -> str:
+    """A URL with its user info, query and fragment cut off (what may be shown in an error)."""
+    parsed = urlparse(url)
+    host = parsed.hostname or ""
+    port = f":{parsed.port}" if _port(parsed) else ""
+    return f"{parsed.scheme}://{host}{port}{parsed.path}" if parsed.scheme else "<a URL>"
+
+
+def _port(parsed: Any) -> int | None:
+    try:
+        return parsed.port
+    except ValueError:
+        return None
+
+
 class Price(BaseModel):
     """Price of a model in US dollars per million tokens."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
     input: float = Field(ge=0)
     """Dollars per million prompt tokens."""
     output: float = Field(ge=0)
@@ -58,7 +70,7 @@ class Price(BaseModel):
 class Agent(BaseModel):
     """One model behind an OpenAI-compatible endpoint, with its sampling parameters."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
     model: str = Field(min_length=1)
     """Model name as the endpoint knows it."""
     base_url: str = OPENAI_URL
@@ -87,10 +99,19 @@ class Agent(BaseModel):
         if value == LOCAL_URL or value.startswith(LOCAL_URL + ":"):
             return value
         parsed = urlparse(value)
-        if parsed.scheme not in ("http", "https") or not parsed.netloc:
+        if parsed.scheme not in ("http", "https") or not parsed.hostname:
+            shown = _without_secrets(value) if "@" in value or "?" in value else value
             raise ValueError(
-                f"{value!r} is not an http(s) URL; give one like https://api.openai.com/v1 "
+                f"{shown!r} is not an http(s) URL; give one like https://api.openai.com/v1 "
                 "or 'local' for the embedded model"
+            )
+        if parsed.username or parsed.password or parsed.query or parsed.fragment:
+            # A key in the URL would be written to traces, pages and error lines, and a query
+            # string breaks the request path: refuse it before anything is sent or written.
+            raise ValueError(
+                f"{_without_secrets(value)!r} carries credentials or a query string; give the bare "
+                "endpoint and put the key in an environment variable named with --api-key-env "
+                "(Agent(api_key_env=...))"
             )
         return value.rstrip("/")
 
@@ -123,7 +144,7 @@ class Agent(BaseModel):
 class MoAConfig(BaseModel):
     """A Mixture-of-Agents: L-1 layers of proposers, then one aggregator in layer L."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
     proposers: list[list[Agent]]
     """Proposers per layer. A flat list is repeated in every proposer layer (``layers - 1`` times);
     an empty list (``layers: 1``) leaves the aggregator to answer the user alone."""
@@ -139,6 +160,9 @@ class MoAConfig(BaseModel):
     """Shuffle the order of references each call sees (reproducibly, by ``shuffle_seed``)."""
     shuffle_seed: int = 0
     """Seed of the reference shuffle."""
+    include_reasoning: bool = False
+    """Whether later calls read each reference's reasoning (as ``<think>...</think>`` before its
+    answer). Off by default: the paper passes answers only; turn it on to study how thinking spreads."""
     include_own_previous: bool = True
     """Whether a proposer of layer i > 1 sees its own answer of layer i-1 among the references."""
     on_proposer_error: Literal["drop", "fail"] = "drop"
@@ -146,7 +170,8 @@ class MoAConfig(BaseModel):
     max_concurrency: int = Field(default=16, gt=0)
     """Cap on calls in flight at once, across the whole run."""
     timeout: float = Field(default=120.0, gt=0)
-    """Seconds before one HTTP attempt is abandoned (and retried)."""
+    """Seconds one attempt may take in all (a deadline, not a limit per socket read) before it is
+    abandoned and retried."""
     max_retries: int = Field(default=4, ge=0)
     """Retries of a call after 429, 5xx, connection errors and timeouts."""
     backoff: float = Field(default=0.5, ge=0)
@@ -278,131 +303,3 @@ def load_config(path: str | Path) -> MoAConfig:
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: the top level must be a mapping of config fields")
     return MoAConfig.from_dict(data, source=str(path))
-
-
-# The paper's open models on Together (Wang et al. 2024, Section 3.1).
-_PAPER_PROPOSERS = [
-    "Qwen/Qwen1.5-110B-Chat",
-    "Qwen/Qwen1.5-72B-Chat",
-    "microsoft/WizardLM-2-8x22B",
-    "meta-llama/Llama-3-70b-chat-hf",
-    "mistralai/Mixtral-8x22B-Instruct-v0.1",
-    "databricks/dbrx-instruct",
-]
-
-
-def _together(model: str, **params: Any) -> Agent:
-    return Agent(model=model, base_url=TOGETHER_URL, **params)
-
-
-def _moa() -> MoAConfig:
-    return MoAConfig(
-        proposers=[_together(m) for m in _PAPER_PROPOSERS],
-        aggregator=_together("Qwen/Qwen1.5-110B-Chat"),
-        layers=3,
-    )
-
-
-def _moa_lite() -> MoAConfig:
-    return MoAConfig(
-        proposers=[_together(m) for m in _PAPER_PROPOSERS],
-        aggregator=_together("Qwen/Qwen1.5-72B-Chat"),
-        layers=2,
-    )
-
-
-def _self_moa() -> MoAConfig:
-    # Li et al. 2025, "Rethinking Mixture-of-Agents": one strong model sampled n times.
-    model = "Qwen/Qwen1.5-110B-Chat"
-    return MoAConfig(
-        proposers=[_together(model, temperature=0.7) for _ in range(6)],
-        aggregator=_together(model, temperature=0.7),
-        layers=2,
-    )
-
-
-def _llm_ranker() -> MoAConfig:
-    return _moa_lite().model_copy(update={"aggregator_template": RANKER_TEMPLATE, "aggregation": "rank"})
-
-
-def _debate() -> MoAConfig:
-    agents = [_together(m) for m in _PAPER_PROPOSERS[:3]]
-    return MoAConfig(
-        proposers=agents,
-        aggregator=_together("Qwen/Qwen1.5-110B-Chat"),
-        layers=4,
-        proposer_template=DEBATE_TEMPLATE,
-        include_own_previous=True,
-    )
-
-
-def _local() -> MoAConfig:
-    from moa_lab.local import local_preset
-
-    return local_preset()
-
-
-#: Preset name -> factory.
-PRESETS: dict[str, Any] = {
-    "local": _local,
-    "moa": _moa,
-    "moa-lite": _moa_lite,
-    "self-moa": _self_moa,
-    "llm-ranker": _llm_ranker,
-    "debate": _debate,
-}
-
-
-def preset(name: str) -> MoAConfig:
-    """Return a fresh config of a named preset (``moa``, ``moa-lite``, ``self-moa``, ...)."""
-    try:
-        factory = PRESETS[name]
-    except KeyError:
-        raise ConfigError(
-            f"unknown preset {name!r}; choose one of: {', '.join(sorted(PRESETS))}"
-        ) from None
-    return factory()
-
-
-def build_config(
-    *,
-    preset_name: str | None = None,
-    config_file: str | Path | None = None,
-    base_url: str | None = None,
-    api_key_env: str | None = None,
-    proposers: list[str] | None = None,
-    aggregator: str | None = None,
-    layers: int | None = None,
-    temperature: float | None = None,
-    max_tokens: int | None = None,
-    default_preset: str = "moa-lite",
-) -> MoAConfig:
-    """Build a config the way the CLI does: a preset or file, then the overrides on top of it."""
-    if preset_name and config_file:
-        raise ConfigError("give either --preset or --config, not both")
-    base = load_config(config_file) if config_file else preset(preset_name or default_preset)
-    data = base.model_dump()
-    agent_update = {
-        key: value
-        for key, value in {
-            "base_url": base_url,
-            "api_key_env": api_key_env,
-            "temperature": temperature,
-            "max_tokens": max_tokens,
-        }.items()
-        if value is not None
-    }
-    template_agent = dict(data["proposers"][0][0], **agent_update)
-    if proposers:
-        row = [dict(template_agent, model=model) for model in proposers]
-        data["proposers"] = [row for _ in data["proposers"]]
-    if layers is not None:
-        if layers < 2:
-            raise ConfigError(f"--layers: must be >= 2, got {layers}")
-        first = data["proposers"][0]
-        data["proposers"] = [first for _ in range(layers - 1)]
-    if aggregator:
-        data["aggregator"] = dict(data["aggregator"], model=aggregator)
-    data["proposers"] = [[dict(a, **agent_update) for a in row] for row in data["proposers"]]
-    data["aggregator"] = dict(data["aggregator"], **agent_update)
-    return MoAConfig.from_dict(data, source="options")

@@ -18,7 +18,6 @@ import asyncio
 import re
 import sys
 import time
-import uuid
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -26,19 +25,27 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-import networkx as nx
 from tqdm.auto import tqdm
 
 from moa_lab import __version__
 from moa_lab._backend import Backend, Completion, RetryPolicy
 from moa_lab._cache import CallCache, call_key, open_cache
 from moa_lab._calls import call_identity, check_ready, first_replicate, make_call, new_call
-from moa_lab._config import Agent, MoAConfig, preset
-from moa_lab._errors import ConfigError, RunError
+from moa_lab._config import Agent, MoAConfig
+from moa_lab._errors import RunError
+from moa_lab._presets import preset
 from moa_lab._pricing import call_cost
 from moa_lab._prompts import order_references, with_references
 from moa_lab._sync import blocking
-from moa_lab._trace import SCHEMA, SCHEMA_VERSION, Call, Trace, default_trace_path, node_id
+from moa_lab._trace import (
+    Call,
+    Trace,
+    default_trace_path,
+    new_graph,
+    node_id,
+    prompt_text,
+    user_messages,
+)
 
 __all__ = [
     "DEFAULT_PRESET",
@@ -47,10 +54,7 @@ __all__ = [
     "StandIn",
     "arun",
     "execute_run",
-    "new_graph",
-    "prompt_text",
     "run",
-    "user_messages",
 ]
 
 #: The preset used when no config is given.
@@ -77,44 +81,6 @@ class ReplayBasis:
     """New node id -> ``{"system": ..., "user": ...}`` that replace that node's messages."""
     attrs: Mapping[str, Any] = field(default_factory=dict)
     """Extra graph attributes of the new trace (its lineage)."""
-
-
-def user_messages(prompt: str | Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The user's chat messages: a string becomes one user message."""
-    if isinstance(prompt, str):
-        if not prompt.strip():
-            raise ConfigError("the prompt is empty; give the question to ask the mixture")
-        return [{"role": "user", "content": prompt}]
-    messages = [dict(m) for m in prompt]
-    if not messages or any("role" not in m or "content" not in m for m in messages):
-        raise ConfigError("messages must be a non-empty list of {'role': ..., 'content': ...}")
-    return messages
-
-
-def prompt_text(messages: list[dict[str, Any]]) -> str:
-    """The text a trace names its run by: the last user message."""
-    users = [m["content"] for m in messages if m["role"] == "user"]
-    return str(users[-1] if users else messages[-1]["content"])
-
-
-def new_graph(
-    messages: list[dict[str, Any]], config: dict[str, Any], *, sample: int = 0, run_id: str | None = None
-) -> nx.DiGraph:
-    """The empty graph of a run that is starting: every graph attribute a trace carries."""
-    return nx.DiGraph(
-        schema=SCHEMA,
-        schema_version=SCHEMA_VERSION,
-        run_id=run_id or uuid.uuid4().hex[:12],
-        created_at=time.time(),
-        finished_at=None,
-        status="running",
-        prompt=prompt_text(messages),
-        messages=messages,
-        config=config,
-        final=None,
-        sample=sample,
-        moa_lab_version=__version__,
-    )
 
 
 class _Run:
@@ -151,7 +117,7 @@ class _Run:
         self.owns_backend = backend is None
         self.backend = backend or Backend(max_concurrency=config.max_concurrency)
         self.policy = RetryPolicy.of(config)
-        graph = new_graph(messages, config.to_dict(), sample=sample, run_id=run_id)
+        graph = new_graph(messages, config.to_dict(), sample=sample, run_id=run_id, version=__version__)
         # Replicates a call identity has taken; a replay's new calls never take a source's replicate.
         self.replicas: defaultdict[str, set[int]] = defaultdict(set)
         if basis is not None:
@@ -170,9 +136,16 @@ class _Run:
             leave=False,
         )
 
+    def reference_text(self, call: Call) -> str:
+        """What a later call reads of this call: its answer, and its reasoning if the config asks."""
+        answer = call.response or ""
+        if self.config.include_reasoning and call.reasoning:
+            return f"<think>\n{call.reasoning.strip()}\n</think>\n{answer}"
+        return answer
+
     def messages_for(self, name: str, layer: int, references: list[str]) -> list[dict[str, Any]]:
         """The messages call ``name`` sends: the user's, the references, then any per-node edits."""
-        responses = [self.trace.call(n).response or "" for n in references]
+        responses = [self.reference_text(self.trace.call(n)) for n in references]
         edits = self.node_messages.get(name, {})
         messages = [dict(m) for m in self.messages]
         if "user" in edits:
@@ -312,7 +285,8 @@ class _Run:
                 chosen = self.trace.references(name)[picked]
                 self.trace.update_call(name, picked=chosen)
                 final = self.trace.call(chosen).response
-        self.trace.graph.graph["final"] = final
+        # Stripped, as the reference implementation strips every output it receives.
+        self.trace.graph.graph["final"] = final.strip() if final is not None else None
         return self.trace
 
     async def finish(self, status: str) -> None:

@@ -51,7 +51,11 @@ DEBATE_TEMPLATE = (
 
 
 def format_references(responses: Sequence[str]) -> str:
-    """Number the responses from 1, one per line, as the paper's reference implementation does."""
+    """Number the responses from 1, one per line, as the paper's reference implementation does.
+
+    The responses arrive stripped of surrounding whitespace (``moa_lab._responses``), as the
+    reference implementation (togethercomputer/MoA, ``utils.generate_together``) strips every output.
+    """
     return "\n".join(f"{position}. {text}" for position, text in enumerate(responses, start=1))
 
 

@@ -146,8 +146,9 @@ class ChatServer:
     def respond(self, method: str, path: str, headers: Mapping[str, str], raw: bytes) -> Reply:
         """The reply to one request: the one path every request takes, over HTTP or in-process."""
         headers = {name.lower(): value for name, value in headers.items()}
+        route = path.split("?", 1)[0].rstrip("/")
         if method == "GET":
-            if path.rstrip("/").endswith("/models"):
+            if route == "/v1/models":
                 data = [{"id": m, "object": "model", "owned_by": "moa_lab"} for m in self.models]
                 return Reply.json({"object": "list", "data": data})
             return Reply.json(_error(f"no route {path}", "not_found"), 404)
@@ -156,7 +157,7 @@ class ChatServer:
         except json.JSONDecodeError:
             return Reply.json(_error("request body is not JSON", "invalid_request_error"), 400)
         self._record(RecordedRequest(path, body, headers))
-        if not path.rstrip("/").endswith("/chat/completions"):
+        if route != "/v1/chat/completions":  # as real servers: everything lives under /v1
             return Reply.json(_error(f"no route {path}", "not_found"), 404)
         self._current.headers = headers
         try:

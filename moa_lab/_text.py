@@ -1,14 +1,40 @@
 """Small text helpers shared by the CLI, the views and the core.
 
-Invariant: pure functions of strings, no I/O.
+Invariant: pure functions of strings, no I/O; a name made for a file is valid on Linux, macOS and
+Windows alike.
 """
 
 from __future__ import annotations
 
-__all__ = ["clip"]
+import hashlib
+import re
+
+__all__ = ["clip", "safe_file_name"]
+
+#: Names Windows reserves whatever the extension (``CON.json`` cannot be created there).
+_RESERVED = {
+    "con",
+    "prn",
+    "aux",
+    "nul",
+    *(f"com{i}" for i in range(1, 10)),
+    *(f"lpt{i}" for i in range(1, 10)),
+}
 
 
 def clip(text: object, width: int) -> str:
     """One line of at most ``width`` characters (whitespace collapsed, an ellipsis when cut)."""
     flat = " ".join(str(text if text is not None else "").split())
     return flat if len(flat) <= width else flat[: width - 1] + "…"
+
+
+def safe_file_name(text: str, *, limit: int = 80) -> str:
+    """A file name for ``text`` valid on every OS; distinct texts give distinct names.
+
+    Characters outside ``A-Za-z0-9._-`` become ``-`` (``llama3:8b-q4`` -> ``llama3-8b-q4-<hash>``);
+    whenever the name had to change, 8 hex digits of the text's SHA-256 keep it apart from others.
+    """
+    slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-. ")[:limit].rstrip("-. ")
+    if slug == text and slug.split(".")[0].lower() not in _RESERVED:
+        return slug
+    return f"{slug or 'item'}-{hashlib.sha256(text.encode('utf-8', 'surrogatepass')).hexdigest()[:8]}"

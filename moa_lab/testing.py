@@ -1,31 +1,66 @@
 """A deterministic chat model behind a real OpenAI-compatible HTTP server, for tests and demos.
 
 ``FakeLLM`` answers from a hash of what it was sent, so the same request always gets the same
-answer, and it can be told to be slow or to fail (500, 429 with Retry-After, 400, a hang) on cue.
-Runs against it go through the real ``openai`` client over real HTTP on loopback.
+answer. It can be told to be slow, to fail with a status (500, 429 with Retry-After, 400), or to
+behave the way real endpoints do when they misbehave: each such behaviour is a named fault mode
+(``FAULT_MODES``), so a user can reproduce what an endpoint did to a run. Runs against it go through
+the real ``openai`` client over real HTTP on loopback (or in-process through ``transport()``).
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import threading
 import time
 from collections import defaultdict, deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from moa_lab._config import Agent, MoAConfig
-from moa_lab._server import ChatServer, HTTPReply, RecordedRequest, completion
+from moa_lab._server import ChatServer, HTTPReply, RecordedRequest, Reply, completion
 
-__all__ = ["ChatServer", "FakeLLM", "HTTPReply", "RecordedRequest", "completion", "fake_config"]
+__all__ = [
+    "FAULT_MODES",
+    "ChatServer",
+    "FakeLLM",
+    "HTTPReply",
+    "RecordedRequest",
+    "Reply",
+    "completion",
+    "fake_config",
+]
+
+#: Each named fault mode, and what the endpoint does in it. Give them to ``FakeLLM(faults=...)``
+#: (once, in order) or ``FakeLLM(broken=...)`` (every time), as statuses are given.
+FAULT_MODES: dict[str, str] = {
+    "hang": "says nothing until the client gives up (sleeps ``hang_seconds``)",
+    "drip": "sends its answer one byte every ``drip_seconds`` (a slow proxy)",
+    "html": "a 200 whose body is a web page (a proxy's login page)",
+    "event-stream": "a 200 text/event-stream of the answer although none was asked for",
+    "error-body": 'a 200 whose body is {"error": ...} (a gateway passing an upstream failure on)',
+    "no-choices": 'a 200 with "choices": []',
+    "empty": 'a 200 whose answer is "" (finish_reason stop)',
+    "content-filter": "no answer, finish_reason content_filter",
+    "reasoning-exhausted": "content null, finish_reason length, all tokens spent in reasoning_content",
+    "reasoning-field": "the answer, with the thinking apart in reasoning_content",
+    "think-inline": "the answer after <think>...</think> at the start of content",
+    "truncated": "the answer cut off at the token cap (finish_reason length)",
+    "usage-partial": 'usage with only "total_tokens"',
+    "usage-null": "usage whose counts are null",
+    "surrogate": "an answer holding a lone UTF-16 surrogate (\\ud83d) in its JSON",
+    "whitespace": "the answer wrapped in blank lines",
+    "retry-after-junk": "a 429 whose Retry-After is 'soon'",
+    "retry-after-far": "a 429 whose Retry-After is a date in the year 10000",
+}
 
 
 class FakeLLM(ChatServer):
     """A loopback server whose models answer deterministically; use as a context manager.
 
     ``delay``: seconds each call takes (one number, or per model). ``faults``: per model, a queue of
-    statuses to answer with before answering normally (``{"m": [500, 429]}``; ``"hang"`` sleeps
-    past any timeout). ``broken``: per model, a status it always answers with.
+    statuses or fault modes (``FAULT_MODES``) to answer with before answering normally
+    (``{"m": [500, "html"]}``). ``broken``: per model, a status or fault mode it always answers with.
     """
 
     def __init__(
@@ -33,9 +68,10 @@ class FakeLLM(ChatServer):
         *,
         delay: float | dict[str, float] = 0.0,
         faults: dict[str, Iterable[int | str]] | None = None,
-        broken: dict[str, int] | None = None,
+        broken: dict[str, int | str] | None = None,
         retry_after: float | None = None,
         hang_seconds: float = 30.0,
+        drip_seconds: float = 1.0,
     ):
         super().__init__(self._answer)
         self.delay = delay
@@ -43,32 +79,128 @@ class FakeLLM(ChatServer):
         for model, queue in (faults or {}).items():
             self.faults[model].extend(queue)
         self.broken = dict(broken or {})
+        for fault in [*self.broken.values(), *(f for q in self.faults.values() for f in q)]:
+            if isinstance(fault, str) and fault not in FAULT_MODES:
+                raise ValueError(f"unknown fault mode {fault!r}; choose one of {sorted(FAULT_MODES)}")
         self.retry_after = retry_after
         self.hang_seconds = hang_seconds
+        self.drip_seconds = drip_seconds
         self._fault_lock = threading.Lock()
 
-    def _answer(self, body: dict[str, Any]) -> dict[str, Any]:
+    def _answer(self, body: dict[str, Any]) -> dict[str, Any] | Reply:
         model = body.get("model", "")
         with self._fault_lock:
             fault = self.faults[model].popleft() if self.faults[model] else None
         fault = fault if fault is not None else self.broken.get(model)
-        if fault == "hang":
-            time.sleep(self.hang_seconds)
-        elif fault is not None:
+        if isinstance(fault, int):
             headers = {"Retry-After": str(self.retry_after)} if self.retry_after is not None else {}
-            raise HTTPReply(int(fault), f"injected {fault} for {model}", headers)
+            raise HTTPReply(fault, f"injected {fault} for {model}", headers)
         delay = self.delay.get(model, 0.0) if isinstance(self.delay, dict) else self.delay
         if delay:
             time.sleep(delay)
         messages = body.get("messages") or []
         text = answer_for(model, messages)
         prompt_words = sum(len(str(m.get("content", "")).split()) for m in messages)
-        return completion(
-            model,
-            text,
-            prompt_tokens=prompt_words,
-            completion_tokens=len(text.split()),
-        )
+        answer = completion(model, text, prompt_tokens=prompt_words, completion_tokens=len(text.split()))
+        if fault is None:
+            return answer
+        return _FAULTS[fault](self, answer, text)
+
+
+def _message(answer: dict[str, Any]) -> dict[str, Any]:
+    return answer["choices"][0]["message"]
+
+
+def _with(answer: dict[str, Any], **message: Any) -> dict[str, Any]:
+    _message(answer).update(message)
+    return answer
+
+
+def _finish(answer: dict[str, Any], reason: str, **message: Any) -> dict[str, Any]:
+    answer["choices"][0]["finish_reason"] = reason
+    return _with(answer, **message)
+
+
+def _hang(server: FakeLLM, answer: dict[str, Any], text: str) -> dict[str, Any]:
+    time.sleep(server.hang_seconds)
+    return answer
+
+
+def _drip(server: FakeLLM, answer: dict[str, Any], text: str) -> Reply:
+    data = json.dumps(answer).encode()
+
+    def chunks() -> Iterator[bytes]:
+        for byte in data:
+            time.sleep(server.drip_seconds)
+            yield bytes([byte])
+
+    return Reply(chunks())
+
+
+def _event_stream(server: FakeLLM, answer: dict[str, Any], text: str) -> Reply:
+    words = text.split(" ")
+    events = [
+        {
+            "id": answer["id"],
+            "object": "chat.completion.chunk",
+            "model": answer["model"],
+            "choices": [
+                {
+                    "index": 0,
+                    "delta": {"content": word if i == 0 else " " + word},
+                    "finish_reason": "stop" if i == len(words) - 1 else None,
+                }
+            ],
+        }
+        for i, word in enumerate(words)
+    ]
+    body = "".join(f"data: {json.dumps(e)}\n\n" for e in events) + "data: [DONE]\n\n"
+    return Reply(body.encode(), content_type="text/event-stream")
+
+
+def _too_many(retry_after: str) -> Callable[..., Any]:
+    def reply(server: FakeLLM, answer: dict[str, Any], text: str) -> Any:
+        raise HTTPReply(429, f"injected 429 for {answer['model']}", {"Retry-After": retry_after})
+
+    return reply
+
+
+_FAULTS: dict[str, Callable[[FakeLLM, dict[str, Any], str], Any]] = {
+    "hang": _hang,
+    "drip": _drip,
+    "html": lambda s, a, t: Reply(
+        b"<!DOCTYPE html><html><head><title>Sign in</title></head><body><form>Please sign in to "
+        b"continue</form></body></html>",
+        content_type="text/html; charset=utf-8",
+    ),
+    "event-stream": _event_stream,
+    "error-body": lambda s, a, t: Reply.json(
+        {"error": {"message": "upstream model overloaded", "type": "server_error", "code": 503}}
+    ),
+    "no-choices": lambda s, a, t: {**a, "choices": []},
+    "empty": lambda s, a, t: _with(a, content=""),
+    "content-filter": lambda s, a, t: _finish(a, "content_filter", content=None),
+    "reasoning-exhausted": lambda s, a, t: _finish(
+        a, "length", content=None, reasoning_content="Let me think. First, " + t
+    ),
+    "reasoning-field": lambda s, a, t: {
+        **_with(a, reasoning_content="I weigh the options. " + t),
+        "usage": {**a["usage"], "completion_tokens_details": {"reasoning_tokens": 5}},
+    },
+    "think-inline": lambda s, a, t: _with(
+        a, content=f"<think>\nA is longer but B is correct.\n</think>\n\n{t}"
+    ),
+    "truncated": lambda s, a, t: _finish(a, "length", content=t[: max(len(t) // 2, 1)]),
+    "usage-partial": lambda s, a, t: {**a, "usage": {"total_tokens": a["usage"]["total_tokens"]}},
+    "usage-null": lambda s, a, t: {
+        **a,
+        "usage": {"prompt_tokens": None, "completion_tokens": None, "total_tokens": None},
+    },
+    "surrogate": lambda s, a, t: _with(a, content=t + " \ud83d"),
+    "whitespace": lambda s, a, t: _with(a, content=f"\n\n  {t}\n\n"),
+    "retry-after-junk": _too_many("soon"),
+    "retry-after-far": _too_many("Sat, 01 Jan 10000 00:00:00 GMT"),
+}
 
 
 def answer_for(model: str, messages: list[dict[str, Any]]) -> str:

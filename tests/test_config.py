@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from moa_lab import Agent, ConfigError, MoAConfig, build_config, load_config, preset
-from moa_lab._config import PRESETS
+from moa_lab._presets import PRESETS
 
 
 def test_a_flat_proposer_list_fills_every_proposer_layer():

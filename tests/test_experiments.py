@@ -280,8 +280,10 @@ def test_pareto_front_keeps_only_undominated_points():
 
 def test_export_writes_alpaca_eval_model_outputs(fake, tmp_path):
     result = _run([Candidate("moa", fake_config(fake.url))], "instructions", tmp_path, limit=4)
-    [path] = export_alpaca_eval(result, tmp_path / "alpaca")
+    [exported] = export_alpaca_eval(result, tmp_path / "alpaca")
+    path = exported.path
     records = json.loads(path.read_text())
+    assert exported.written == 4 and exported.failed == exported.duplicates == []
     assert path.name == "moa.json" and len(records) == 4
     assert all(set(r) == {"instruction", "output", "generator"} for r in records)
     items = load_dataset("instructions").items[:4]

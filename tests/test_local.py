@@ -386,4 +386,4 @@ def test_a_seeded_local_call_answers_the_same_whatever_ran_before_it():
         ask(question, seed=1)  # leaves the same prompt, sampled differently, in llama.cpp's cache
         assert ask(question, seed=2) == first
     finally:
-        local._stop_servers()
+        _server.stop_servers()

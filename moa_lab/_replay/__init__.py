@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from moa_lab._cache import CallCache
-from moa_lab._engine import OnCall, execute_run, prompt_text
+from moa_lab._engine import OnCall, execute_run
 from moa_lab._replay.applying import prepare
 from moa_lab._replay.edits import (
     AddProposer,
@@ -35,7 +35,7 @@ from moa_lab._replay.edits import (
 )
 from moa_lab._replay.planning import Plan, PlannedCall, aplan, dry_run, load_trace, plan
 from moa_lab._sync import blocking
-from moa_lab._trace import Trace, default_trace_path
+from moa_lab._trace import Trace, default_trace_path, prompt_text
 
 __all__ = [
     "AddProposer",

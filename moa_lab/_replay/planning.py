@@ -20,7 +20,7 @@ from moa_lab._errors import RunError
 from moa_lab._replay.applying import Prepared, prepare
 from moa_lab._replay.edits import Edit
 from moa_lab._sync import blocking
-from moa_lab._trace import Trace, sum_known
+from moa_lab._trace import Trace, Usage, sum_known
 
 __all__ = ["Plan", "PlannedCall", "aplan", "dry_run", "load_trace", "plan"]
 
@@ -60,11 +60,9 @@ class _Estimator:
         if agent.max_tokens is not None:
             completion = min(completion, agent.max_tokens)
         prompt = self.tokens(canonical_json(messages))
-        usage = {
-            "prompt_tokens": prompt,
-            "completion_tokens": completion,
-            "total_tokens": prompt + completion,
-        }
+        usage = Usage(
+            prompt_tokens=prompt, completion_tokens=completion, total_tokens=prompt + completion
+        )
         latency = (found.latency if found else None) or 0.0
         return Completion(
             text=text, finish_reason="stop", usage=usage, served_model=agent.model, latency=latency

@@ -21,7 +21,15 @@ cost per call that does not grow with the run; ``Trace.load`` reads both.
 from __future__ import annotations
 
 from moa_lab._trace.call import CALL_FIELDS, Call, Usage, node_id
-from moa_lab._trace.files import SCHEMA, SCHEMA_VERSION, TRACE_DIR_ENV, default_trace_path
+from moa_lab._trace.files import (
+    SCHEMA,
+    SCHEMA_VERSION,
+    TRACE_DIR_ENV,
+    default_trace_path,
+    new_graph,
+    prompt_text,
+    user_messages,
+)
 from moa_lab._trace.totals import Totals, sum_known
 from moa_lab._trace.trace import Trace, set_html_renderer
 
@@ -35,7 +43,10 @@ __all__ = [
     "Trace",
     "Usage",
     "default_trace_path",
+    "new_graph",
     "node_id",
+    "prompt_text",
     "set_html_renderer",
     "sum_known",
+    "user_messages",
 ]

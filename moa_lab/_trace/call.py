@@ -67,6 +67,8 @@ class Usage:
     """Tokens the model generated."""
     total_tokens: int | None = None
     """The endpoint's own total (usually prompt + completion)."""
+    reasoning_tokens: int | None = None
+    """Completion tokens spent reasoning, when the endpoint reports them (part of completion)."""
 
     @property
     def tokens(self) -> int | None:
@@ -76,12 +78,15 @@ class Usage:
         return self.prompt_tokens + self.completion_tokens
 
     def to_dict(self) -> dict[str, int | None]:
-        """Plain data, as the trace file stores it."""
-        return {
+        """Plain data, as the trace file stores it (``reasoning_tokens`` only when reported)."""
+        data = {
             "prompt_tokens": self.prompt_tokens,
             "completion_tokens": self.completion_tokens,
             "total_tokens": self.total_tokens,
         }
+        if self.reasoning_tokens is not None:
+            data["reasoning_tokens"] = self.reasoning_tokens
+        return data
 
     @classmethod
     def from_dict(cls, data: Any, *, where: str = "usage") -> Usage:
@@ -125,7 +130,9 @@ class Call:
     cache_key: str | None = None
     """The call's key in the call cache (see ``moa_lab._cache.call_key``)."""
     response: str | None = None
-    """The answer text; None when the call failed."""
+    """The answer text (reasoning removed); None when the call failed."""
+    reasoning: str | None = None
+    """The model's thinking, kept apart from the answer (a reasoning field or ``<think>`` tags)."""
     finish_reason: str | None = None
     """Why generation stopped, as the endpoint said (``stop``, ``length``, ...)."""
     usage: Usage | None = None
@@ -146,6 +153,10 @@ class Call:
     """Why the call failed for good, in one line; None when it succeeded."""
     retried_errors: tuple[str, ...] = ()
     """The failures that were retried before the final attempt, in order."""
+    retry_waits: tuple[float, ...] = ()
+    """Seconds waited before each retry (backoff, or the server's capped Retry-After)."""
+    warnings: tuple[str, ...] = ()
+    """What was repaired or is worth knowing about the answer (invalid characters replaced)."""
     origin: str | None = None
     """In a replay: the id of the source trace's call this one stands for (None if it is new)."""
     lineage: str | None = None
@@ -162,6 +173,11 @@ class Call:
     def sent(self) -> bool:
         """True when this run sent the call over the network (not a cache hit nor reused)."""
         return not self.cache_hit
+
+    @property
+    def truncated(self) -> bool:
+        """True when the answer was cut off by the token cap (``finish_reason`` is ``length``)."""
+        return self.finish_reason == "length"
 
     @property
     def reused(self) -> bool:
@@ -183,7 +199,7 @@ class Call:
         data: dict[str, Any] = {}
         for spec in fields(self):
             value = getattr(self, spec.name)
-            if spec.name in _OMITTED_WHEN_NONE and value is None:
+            if spec.name in _OMITTED_WHEN_EMPTY and value in (None, ()):
                 continue
             if spec.name == "usage":
                 value = value.to_dict() if value is not None else None
@@ -191,7 +207,7 @@ class Call:
                 value = [dict(m) for m in value]
             elif spec.name == "params":
                 value = dict(value)
-            elif spec.name == "retried_errors":
+            elif isinstance(value, tuple):
                 value = list(value)
             data[spec.name] = value
         return data
@@ -218,16 +234,21 @@ class Call:
         values["messages"] = _messages(where, data.get("messages"))
         usage = data.get("usage")
         values["usage"] = None if usage is None else Usage.from_dict(usage, where=where)
-        retried = data.get("retried_errors", [])
-        if not isinstance(retried, list) or not all(isinstance(e, str) for e in retried):
-            raise field_error(where, "retried_errors", "a list of strings", retried)
-        values["retried_errors"] = tuple(retried)
+        for name in ("retried_errors", "warnings"):
+            items = data.get(name, [])
+            if not isinstance(items, list) or not all(isinstance(e, str) for e in items):
+                raise field_error(where, name, "a list of strings", items)
+            values[name] = tuple(items)
+        waits = data.get("retry_waits", [])
+        if not isinstance(waits, list) or not all(_number(w) and w >= 0 for w in waits):
+            raise field_error(where, "retry_waits", "a list of seconds", waits)
+        values["retry_waits"] = tuple(float(w) for w in waits)
         return cls(**values)
 
 
-#: Optional fields left out of a node's JSON when they are None (they exist only in replays or
-#: ranking runs), so the files of ordinary runs keep their shape.
-_OMITTED_WHEN_NONE = frozenset({"origin", "lineage", "picked"})
+#: Optional fields left out of a node's JSON when they are empty (they exist only in replays,
+#: ranking runs, reasoning models or repaired answers), so the files of ordinary runs keep their shape.
+_OMITTED_WHEN_EMPTY = frozenset({"origin", "lineage", "picked", "reasoning", "retry_waits", "warnings"})
 #: Fields every node of a trace file has (older files may lack the others).
 _REQUIRED = (
     "role",
@@ -258,6 +279,7 @@ _KINDS = (
     ("replicate", "count", False),
     ("cache_key", "str", True),
     ("response", "str", True),
+    ("reasoning", "str", True),
     ("finish_reason", "str", True),
     ("cost", "number", True),
     ("served_model", "str", True),

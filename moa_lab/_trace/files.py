@@ -11,14 +11,15 @@ import json
 import os
 import re
 import time
-from collections.abc import Iterable, Mapping
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import networkx as nx
 
-from moa_lab._errors import TraceError
+from moa_lab._errors import ConfigError, TraceError
 from moa_lab._trace.call import Call, field_error
 
 __all__ = [
@@ -29,8 +30,11 @@ __all__ = [
     "graph_from_node_link",
     "journal_header",
     "journal_line",
+    "new_graph",
     "node_link",
+    "prompt_text",
     "read_trace_file",
+    "user_messages",
     "write_atomically",
 ]
 
@@ -46,6 +50,49 @@ def default_trace_path(prompt: str, when: float | None = None) -> Path:
     stamp = datetime.fromtimestamp(when or time.time()).strftime("%Y%m%d-%H%M%S")
     slug = re.sub(r"[^a-z0-9]+", "-", prompt.lower()).strip("-")[:48].rstrip("-") or "run"
     return Path(os.environ.get(TRACE_DIR_ENV, "traces")) / f"{stamp}-{slug}.json"
+
+
+def user_messages(prompt: str | Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The user's chat messages: a string becomes one user message."""
+    if isinstance(prompt, str):
+        if not prompt.strip():
+            raise ConfigError("the prompt is empty; give the question to ask the mixture")
+        return [{"role": "user", "content": prompt}]
+    messages = [dict(m) for m in prompt]
+    if not messages or any("role" not in m or "content" not in m for m in messages):
+        raise ConfigError("messages must be a non-empty list of {'role': ..., 'content': ...}")
+    return messages
+
+
+def prompt_text(messages: list[dict[str, Any]]) -> str:
+    """The text a trace names its run by: the last user message."""
+    users = [m["content"] for m in messages if m["role"] == "user"]
+    return str(users[-1] if users else messages[-1]["content"])
+
+
+def new_graph(
+    messages: list[dict[str, Any]],
+    config: dict[str, Any],
+    *,
+    sample: int = 0,
+    run_id: str | None = None,
+    version: str = "",
+) -> nx.DiGraph:
+    """The empty graph of a run that is starting: every graph attribute a trace carries."""
+    return nx.DiGraph(
+        schema=SCHEMA,
+        schema_version=SCHEMA_VERSION,
+        run_id=run_id or uuid.uuid4().hex[:12],
+        created_at=time.time(),
+        finished_at=None,
+        status="running",
+        prompt=prompt_text(messages),
+        messages=messages,
+        config=config,
+        final=None,
+        sample=sample,
+        moa_lab_version=version,
+    )
 
 
 def node_link(graph: nx.DiGraph, calls: Iterable[Call]) -> dict[str, Any]:

@@ -40,9 +40,40 @@ def call_options(args: argparse.Namespace) -> CallOptions:
 
 
 def print_result(trace: Any, as_json: bool) -> None:
-    """The answer on stdout (or ``{answer, trace}`` as JSON), the trace path on stderr."""
+    """The answer on stdout (or ``{answer, trace}`` as JSON); warnings and the trace path on stderr."""
     if as_json:
         print(json.dumps({"answer": trace.final, "trace": str(trace.path)}, ensure_ascii=False))
     else:
         print(trace.final)
+    for warning in run_warnings(trace):
+        print(f"moa-lab: warning: {warning}", file=sys.stderr)
     print(f"trace: {trace.path}", file=sys.stderr)
+
+
+def run_warnings(trace: Any) -> list[str]:
+    """What a user should know about an answer that printed fine: cut-off and dropped calls."""
+    warnings = []
+    aggregator = trace.aggregator()
+    final = trace.call(aggregator) if aggregator else None
+    if final is not None and final.truncated:
+        cap = final.params.get("max_tokens", "its")
+        warnings.append(
+            f"the answer was cut off at the token cap ({cap} tokens, finish_reason length); "
+            "raise --max-tokens or the agent's max_tokens"
+        )
+    proposers = [c for c in trace.records() if c.role == "proposer"]
+    cut = [c.id for c in proposers if c.truncated]
+    if cut:
+        warnings.append(
+            f"{len(cut)} of {len(proposers)} proposer answers were cut off at their token cap "
+            f"({', '.join(cut)}): the aggregator read unfinished answers"
+        )
+    dropped = [c for c in proposers if c.error]
+    if dropped:
+        warnings.append(
+            f"{len(dropped)} proposer call(s) failed and were left out "
+            f"({', '.join(c.id for c in dropped)}); first error: {dropped[0].error}"
+        )
+    for call in trace.records():
+        warnings += [f"{call.id}: {w}" for w in call.warnings]
+    return warnings

@@ -45,8 +45,10 @@ def _run_experiment(args: argparse.Namespace) -> int:
     print(result.table().to_string(float_format=lambda v: f"{v:.4g}"))
     print(f"run directory: {result.run_dir}", file=sys.stderr)
     if args.alpaca_eval:
-        for path in export_alpaca_eval(result, args.alpaca_eval):
-            print(f"alpaca_eval outputs: {path}", file=sys.stderr)
+        for exported in export_alpaca_eval(result, args.alpaca_eval):
+            for warning in exported.warnings():
+                print(f"moa-lab: warning: {warning}", file=sys.stderr)
+            print(f"alpaca_eval outputs: {exported.path} ({exported.written} items)", file=sys.stderr)
     if not args.no_figures:
         try:
             from moa_lab.views import experiment_figures, write_figures

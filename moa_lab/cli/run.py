@@ -15,7 +15,11 @@ def add_command(subparsers: Any) -> None:
     command = subparsers.add_parser("run", help="run a mixture on a prompt and print its answer")
     command.add_argument("prompt", metavar="PROMPT")
     source = command.add_mutually_exclusive_group()
-    source.add_argument("--preset", metavar="NAME", help="a named config (default: local)")
+    source.add_argument(
+        "--preset",
+        metavar="NAME",
+        help="a named config (default: local; moa-lite when --base-url or models are given)",
+    )
     source.add_argument("--config", metavar="FILE", help="a YAML, JSON or TOML config file")
     command.add_argument("--base-url", metavar="URL", help="endpoint for every agent")
     command.add_argument("--api-key-env", metavar="VAR", help="variable holding the API key")
@@ -31,8 +35,12 @@ def add_command(subparsers: Any) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from moa_lab._config import build_config
     from moa_lab._engine import DEFAULT_PRESET, run
+    from moa_lab._presets import build_config
+
+    # Naming endpoints, models or a key means a remote mixture: start from the paper's settings
+    # (MoA-Lite), not from the local preset's brief prompt, short caps and shared seeds.
+    remote = args.base_url or args.proposers or args.aggregator or args.api_key_env
 
     config = build_config(
         preset_name=args.preset,
@@ -46,7 +54,7 @@ def _run(args: argparse.Namespace) -> int:
         layers=args.layers,
         temperature=args.temperature,
         max_tokens=args.max_tokens,
-        default_preset=DEFAULT_PRESET,
+        default_preset="moa-lite" if remote else DEFAULT_PRESET,
     )
     options = call_options(args)
     trace = run(

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from moa_lab.experiments._configs import Candidate, as_candidates, paper_variants, singles, sweep
 from moa_lab.experiments._datasets import SHIPPED, Dataset, DatasetError, Item, load_dataset
-from moa_lab.experiments._export import alpaca_eval_outputs, export_alpaca_eval
+from moa_lab.experiments._export import AlpacaEvalFile, alpaca_eval_outputs, export_alpaca_eval
 from moa_lab.experiments._file import load_experiment_file
 from moa_lab.experiments._results import ExperimentResult, summarize
 from moa_lab.experiments._runner import aexperiment, experiment
@@ -22,10 +22,12 @@ from moa_lab.experiments._scoring import (
     judge_messages,
     pareto_front,
     parse_verdict,
+    score_answer,
 )
 
 __all__ = [
     "SHIPPED",
+    "AlpacaEvalFile",
     "Candidate",
     "Dataset",
     "DatasetError",
@@ -45,6 +47,7 @@ __all__ = [
     "paper_variants",
     "pareto_front",
     "parse_verdict",
+    "score_answer",
     "singles",
     "summarize",
     "sweep",

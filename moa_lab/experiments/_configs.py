@@ -12,8 +12,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from moa_lab._config import Agent, MoAConfig, preset
+from moa_lab._config import Agent, MoAConfig
 from moa_lab._errors import ConfigError
+from moa_lab._presets import preset
 from moa_lab._prompts import DEBATE_TEMPLATE, RANKER_TEMPLATE
 
 __all__ = ["Candidate", "as_candidates", "paper_variants", "singles", "sweep"]
@@ -31,21 +32,23 @@ class Candidate:
     def __post_init__(self) -> None:
         if not self.name or "/" in self.name or self.name.startswith("."):
             raise ConfigError(f"candidate name {self.name!r}: give a non-empty name without '/'")
-        if self.alone is not None and not 0 <= self.alone < len(self.config.proposers[0]):
+        first = self.config.proposers[0] if self.config.proposers else []
+        if self.alone is not None and not 0 <= self.alone < len(first):
             raise ConfigError(
-                f"{self.name}: alone={self.alone} but the first layer has "
-                f"{len(self.config.proposers[0])} proposers"
+                f"{self.name}: alone={self.alone} but the first layer has {len(first)} proposers"
             )
 
     @property
     def agent(self) -> Agent | None:
-        """The single model, for a single-model candidate."""
-        return None if self.alone is None else self.config.proposers[0][self.alone]
+        """The single model, for a single-model candidate (or a one-layer config)."""
+        if self.alone is not None:
+            return self.config.proposers[0][self.alone]
+        return self.config.aggregator if self.config.layers == 1 else None
 
     @property
     def run_config(self) -> MoAConfig:
         """The config that is run: the mixture, or its proposer alone as a one-layer run."""
-        if self.agent is None:
+        if self.agent is None or self.config.layers == 1:
             return self.config
         limits = self.config.model_dump(
             include={"max_concurrency", "timeout", "max_retries", "backoff", "backoff_max", "prices"}
@@ -55,12 +58,12 @@ class Candidate:
     @property
     def layers(self) -> int:
         """Layers of calls: 1 for a single model."""
-        return 1 if self.alone is not None else self.config.layers
+        return 1 if self.agent is not None else self.config.layers
 
     @property
     def proposers(self) -> int:
         """Proposers in the first layer: 1 for a single model."""
-        return 1 if self.alone is not None else len(self.config.proposers[0])
+        return 1 if self.agent is not None else len(self.config.proposers[0])
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data: name, config and which proposer answers alone."""

@@ -27,8 +27,9 @@ from typing import Any
 
 import yaml
 
-from moa_lab._config import Agent, MoAConfig, load_config, preset
+from moa_lab._config import Agent, MoAConfig, load_config
 from moa_lab._errors import ConfigError
+from moa_lab._presets import preset
 from moa_lab.experiments._configs import Candidate, paper_variants, singles
 
 __all__ = ["load_experiment_file"]

@@ -39,7 +39,13 @@ class ExperimentResult:
 
     def table(self, *, confidence: float = 0.95) -> pd.DataFrame:
         """Per config: accuracy and win rate with bootstrap intervals, length, tokens, cost, latency."""
-        return summarize(self.rows, self.candidates, baseline=self.baseline, confidence=confidence)
+        return summarize(
+            self.rows,
+            self.candidates,
+            baseline=self.baseline,
+            confidence=confidence,
+            judgments=self.judgments,
+        )
 
     def trace(self, config: str, item: str) -> Trace:
         """The trace of one config on one item."""
@@ -68,8 +74,14 @@ def summarize(
     *,
     baseline: str | None = None,
     confidence: float = 0.95,
+    judgments: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
-    """The per-config table of an experiment's rows (``config`` is the index, in the given order)."""
+    """The per-config table of an experiment's rows (``config`` is the index, in the given order).
+
+    ``accuracy`` counts only the items whose answer could be checked: failed runs (``failed``) and
+    answers that state no number (``no_answer``) are counted apart. ``win_rate`` likewise leaves
+    out judgments that failed (``judge_failed``) or could not be read (``judge_unreadable``).
+    """
     records = []
     for candidate in candidates:
         mine = rows[rows["config"] == candidate.name]
@@ -80,11 +92,17 @@ def summarize(
             "items": len(mine),
             "failed": int((mine["status"] == "failed").sum()),
         }
-        if mine["correct"].notna().any():
-            correct = [float(bool(v)) for v in mine["correct"]]
+        if "answer" in mine and mine["answer"].notna().any():
+            scored = [float(bool(v)) for v in mine["correct"] if v is not None and v == v]
+            record["no_answer"] = int(((mine["status"] != "failed") & mine["correct"].isna()).sum())
             record["accuracy"], record["accuracy_low"], record["accuracy_high"] = bootstrap_ci(
-                correct, confidence=confidence
+                scored, confidence=confidence
             )
+        if judgments is not None and len(judgments) and candidate.name != baseline:
+            judged = judgments[judgments["config"] == candidate.name]
+            if len(judged):
+                record["judge_failed"] = int((judged["status"] == "failed").sum())
+                record["judge_unreadable"] = int((judged["status"] == "unreadable").sum())
         if "win" in mine and candidate.name != baseline and mine["win"].notna().any():
             record["win_rate"], record["win_low"], record["win_high"] = bootstrap_ci(
                 list(mine["win"]), confidence=confidence

@@ -12,7 +12,6 @@ import hashlib
 import json
 import math
 import os
-import re
 import sys
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -28,27 +27,21 @@ from moa_lab._config import Agent, MoAConfig
 from moa_lab._engine import arun
 from moa_lab._errors import ConfigError, RunError, TraceError
 from moa_lab._sync import blocking
+from moa_lab._text import safe_file_name
 from moa_lab._trace import Totals, Trace
 from moa_lab.experiments._configs import Candidate, as_candidates
 from moa_lab.experiments._datasets import Dataset, Item, load_dataset
 from moa_lab.experiments._results import ExperimentResult
-from moa_lab.experiments._scoring import is_correct, judge_messages, parse_verdict
+from moa_lab.experiments._scoring import judge_messages, parse_verdict, score_answer
 
 __all__ = ["EXPERIMENT_DIR_ENV", "REFERENCE", "aexperiment", "experiment"]
 
 EXPERIMENT_DIR_ENV = "MOA_LAB_EXPERIMENT_DIR"
+_JUDGMENT_COLUMNS = ["config", "item", "order", "verdict", "status", "score", "error", "trace"]
 #: The baseline name that stands for the dataset's reference outputs (AlpacaEval's ``output``).
 REFERENCE = "reference"
 
 ConfigsArg = Candidate | MoAConfig | str | Iterable[Candidate | MoAConfig | str] | Mapping[str, Any]
-
-
-def _slug(text: str) -> str:
-    """A file name for a config name or item id; distinct texts give distinct names."""
-    slug = re.sub(r"[^A-Za-z0-9_.#-]+", "-", text).strip("-.")
-    if slug == text:
-        return slug
-    return f"{slug or 'item'}-{hashlib.sha256(text.encode()).hexdigest()[:8]}"
 
 
 def _messages(item: Item, system: str | None) -> list[dict[str, Any]]:
@@ -90,7 +83,8 @@ def _row(candidate: Candidate, item: Item, trace: Trace | None, error: str | Non
         "error": error,
         "output": output,
         "answer": item.answer,
-        "correct": is_correct(output, item.answer) if item.answer is not None else None,
+        # None: nothing to score (the run failed, or its answer states no number to check).
+        "correct": score_answer(output, item.answer) if item.answer is not None else None,
         "length": len(output) if output is not None else None,
         "calls": totals.calls,
         "cache_hits": totals.cache_hits,
@@ -113,7 +107,10 @@ def _default_run_dir(dataset: Dataset, candidates: list[Candidate], system: str 
         }
     )
     digest = hashlib.sha256(identity.encode()).hexdigest()[:10]
-    return Path(os.environ.get(EXPERIMENT_DIR_ENV, "experiments")) / f"{_slug(dataset.name)}-{digest}"
+    return (
+        Path(os.environ.get(EXPERIMENT_DIR_ENV, "experiments"))
+        / f"{safe_file_name(dataset.name)}-{digest}"
+    )
 
 
 async def _gather_all(coroutines: list[Any]) -> list[Any]:
@@ -151,7 +148,9 @@ class _Experiment:
     ) -> dict[str, Any]:
         """Run one config on one item (or load its finished trace) and return its row."""
         messages = _messages(item, system)
-        path = self.run_dir / "traces" / _slug(candidate.name) / f"{_slug(item.id)}.json"
+        path = (
+            self.run_dir / "traces" / safe_file_name(candidate.name) / f"{safe_file_name(item.id)}.json"
+        )
         config = candidate.run_config
         async with self.limit:
             trace = _reusable(path, config.to_dict(), messages)
@@ -182,7 +181,9 @@ class _Experiment:
             ("baseline-first", (baseline_output, output)),
         ):
             messages = judge_messages(item.prompt, a, b)
-            path = self.run_dir / "judge" / _slug(name) / f"{_slug(item.id)}.{order}.json"
+            path = (
+                self.run_dir / "judge" / safe_file_name(name) / f"{safe_file_name(item.id)}.{order}.json"
+            )
             config = MoAConfig.single(judge)
             async with self.limit:
                 trace = _reusable(path, config.to_dict(), messages)
@@ -198,17 +199,22 @@ class _Experiment:
                         )
                     except RunError as exc:
                         trace = exc.trace
-            verdict = parse_verdict(trace.final)
+            error = trace.records()[0].error
+            verdict = None if error else parse_verdict(trace.final)
             candidate_letter = "A" if order == "candidate-first" else "B"
-            score = 0.5 if verdict in (None, "tie") else float(verdict == candidate_letter)
+            if verdict is None:
+                score = math.nan  # counted apart, never as a tie
+            else:
+                score = 0.5 if verdict == "tie" else float(verdict == candidate_letter)
             rows.append(
                 {
                     "config": name,
                     "item": item.id,
                     "order": order,
                     "verdict": verdict,
+                    "status": "failed" if error else "unreadable" if verdict is None else "judged",
                     "score": score,
-                    "error": trace.records()[0].error,
+                    "error": error,
                     "trace": str(trace.path),
                 }
             )
@@ -252,7 +258,7 @@ async def aexperiment(
     names = [c.name for c in candidates]
     judge_agent = _judge_agent(judge) if judge is not None else None
     if judge_agent is not None:
-        default = next((c.name for c in candidates if c.alone is not None), names[0])
+        default = next((c.name for c in candidates if c.agent is not None), names[0])
         baseline = baseline or default
     if baseline == REFERENCE and baseline not in names:
         if any(item.reference is None for item in data.items):
@@ -296,8 +302,8 @@ async def aexperiment(
         # Mixtures first: a single model then finds its answer in the cache from layer 1 of a mixture.
         found: dict[tuple[str, str], dict[str, Any]] = {}
         for group in (
-            [c for c in candidates if c.alone is None],
-            [c for c in candidates if c.alone is not None],
+            [c for c in candidates if c.agent is None],
+            [c for c in candidates if c.agent is not None],
         ):
             for row in await _gather_all(
                 [state.run_one(c, item, system, bar) for item in data.items for c in group]
@@ -305,9 +311,7 @@ async def aexperiment(
                 found[row["config"], row["item"]] = row
         bar.close()
         frame = pd.DataFrame([found[name, item.id] for name in names for item in data.items])
-        judgments = pd.DataFrame(
-            columns=["config", "item", "order", "verdict", "score", "error", "trace"]
-        )
+        judgments = pd.DataFrame(columns=_JUDGMENT_COLUMNS)
         if judge_agent is not None and baseline is not None:
             judgments = await _judge(state, judge_agent, data, frame, baseline, names)
             wins = judgments.groupby(["config", "item"])["score"].mean()
@@ -352,7 +356,7 @@ async def _judge(
     found = await _gather_all([state.judge_one(judge, *job, bar) for job in jobs])
     bar.close()
     rows = [row for pair in found for row in pair]
-    return pd.DataFrame(rows, columns=["config", "item", "order", "verdict", "score", "error", "trace"])
+    return pd.DataFrame(rows, columns=_JUDGMENT_COLUMNS)
 
 
 def experiment(

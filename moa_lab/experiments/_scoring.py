@@ -1,9 +1,10 @@
 """Scoring answers: exact/numeric match for questions, a pairwise LLM judge, bootstrap intervals.
 
 Invariant: the judge sees every pair in both orders and a candidate's score on an item is the mean
-over the two orders (1 win, 0.5 tie or unreadable verdict, 0 loss), so a judge that always prefers
-the first (or second) response scores every candidate exactly 0.5; the model text put into the
-judge prompt is never interpreted (no ``str.format`` on it).
+over the two orders it could read (1 win, 0.5 tie, 0 loss), so a judge that always prefers the
+first (or second) response scores every candidate exactly 0.5; a failed or unreadable judgment, like
+an answer with no number to check, is counted apart and left out of the rate, never scored as a tie
+or a miss; the model text put into the judge prompt is never interpreted (no ``str.format`` on it).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ __all__ = [
     "judge_messages",
     "pareto_front",
     "parse_verdict",
+    "score_answer",
 ]
 
 _NUMBER = r"-?\d[\d,]*(?:\.\d+)?(?:\s*/\s*\d+)?"
@@ -65,13 +67,19 @@ def _normal(text: str) -> str:
 
 def is_correct(response: str | None, answer: str) -> bool:
     """Whether a response states the answer: numerically equal if both are numbers, else same words."""
+    return bool(score_answer(response, answer))
+
+
+def score_answer(response: str | None, answer: str) -> bool | None:
+    """True or False when the response states an answer to compare; None when it states none
+    (no response, or no number in it for a numeric answer), so it can be counted apart."""
+    if not response:
+        return None
     expected = _as_number(answer)
     if expected is not None:
         stated = extract_answer(response)
         value = _as_number(stated) if stated is not None else None
-        return value is not None and value == expected
-    if not response:
-        return False
+        return None if value is None else value == expected
     normal = _normal(answer)
     lines = [_normal(line) for line in response.strip().splitlines() if line.strip()]
     return bool(lines) and (lines[-1] == normal or lines[-1].endswith(" " + normal))

@@ -59,7 +59,9 @@ def _badges(*, cache_hit: bool = False, error: bool = False, reason: str | None 
         badges.append('<span class="moa-badge moa-hit">cache hit</span>')
     if error:
         badges.append('<span class="moa-badge moa-err">error</span>')
-    if reason not in (None, "stop"):
+    if reason == "length":
+        badges.append('<span class="moa-badge moa-warn">cut off at the token cap</span>')
+    elif reason not in (None, "stop"):
         badges.append(f'<span class="moa-badge moa-warn">finish: {esc(reason)}</span>')
     return "".join(badges)
 
@@ -139,6 +141,15 @@ def call_html(trace: Trace, node: str, *, styled: bool = True) -> str:
         parts.append(f'<h4>Error</h4><pre class="moa-error">{esc(data.error)}</pre>')
     if data.response is not None:
         parts.append(f"<h4>Response</h4><pre>{esc(data.response)}</pre>")
+    if data.reasoning:
+        tokens = data.usage.reasoning_tokens if data.usage else None
+        counted = f" ({tokens} tokens)" if tokens is not None else ""
+        parts.append(
+            f"<details><summary>Reasoning{counted}: kept apart from the answer</summary>"
+            f"<pre>{esc(data.reasoning)}</pre></details>"
+        )
+    for warning in data.warnings:
+        parts.append(f'<div class="moa-badge moa-warn">{esc(warning)}</div>')
     references = trace.references(node)
     if references:
         reuse = _analysis.attribution(trace)
@@ -213,7 +224,12 @@ def summary_html(trace: Trace, *, styled: bool = True) -> str:
         chips = " ".join(f"{_dot(colors[d.model])}{esc(d.model)}" for d in datas)
         tokens = sum(d.completion_tokens or 0 for d in datas)
         slowest = max((d.latency or 0.0) for d in datas)
-        notes = _badges(cache_hit=any(d.cache_hit for d in datas), error=any(d.error for d in datas))
+        cut = any(d.truncated for d in datas)
+        notes = _badges(
+            cache_hit=any(d.cache_hit for d in datas),
+            error=any(d.error for d in datas),
+            reason="length" if cut else None,
+        )
         rows.append(
             f"<tr><td>{layer}</td><td>{chips}</td><td>{tokens}</td>"
             f"<td>{slowest:.2f} s</td><td>{notes}</td></tr>"

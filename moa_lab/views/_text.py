@@ -25,7 +25,16 @@ def summary_text(trace: Trace) -> str:
     ]
     for call in trace.records():
         latency = "-" if call.latency is None else f"{call.latency:.2f}"
-        note = f"error: {clip(call.error, 80)}" if call.error else clip(call.response or "", 50)
+        flags = "".join(
+            f"[{flag}] "
+            for flag, on in (
+                ("cut off", call.truncated),
+                ("reasoned", call.reasoning is not None),
+                ("repaired", bool(call.warnings)),
+            )
+            if on
+        )
+        note = f"error: {clip(call.error, 80)}" if call.error else flags + clip(call.response or "", 50)
         lines.append(
             f"{call.id:<7}{call.role:<11}{clip(call.model, 33):<34}"
             f"{_count(call.prompt_tokens):>6}{_count(call.completion_tokens):>6}{latency:>7}  "

@@ -1,0 +1,222 @@
+"""Reading what an endpoint sent back: an answer with text, or one line saying what came instead.
+
+Real endpoints answer in more shapes than the OpenAI reference: reasoning models put their thinking
+in ``reasoning_content`` / ``reasoning`` or inline as ``<think>...</think>``, gateways send a 200 whose
+body is ``{"error": ...}`` or a login page, some servers stream when asked not to, and usage may lack
+counts. This module turns the raw body into an ``Answer`` or raises ``CallError``.
+
+Invariant: an ``Answer`` always has non-empty text; anything else is an error that names what came
+back (status, content type, the first characters of the body, escaped) and says whether a retry can
+help. Missing counts stay None (unknown), never 0; invalid characters are replaced and reported.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from moa_lab._errors import CallError
+from moa_lab._trace import Usage
+
+__all__ = ["Answer", "clean_text", "read_completion", "split_reasoning"]
+
+_PREVIEW = 120
+#: Tags reasoning models wrap their thinking in, at the start of ``content``.
+_THINK = re.compile(r"^\s*<(think|thinking)>(.*?)(?:</\1>|\Z)", re.DOTALL)
+_CLOSE_ONLY = re.compile(r"^(.*?)</(think|thinking)>", re.DOTALL)
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What one successful call returned: the answer text, and its reasoning kept apart."""
+
+    text: str
+    """The answer (never empty), reasoning removed, surrounding whitespace stripped."""
+    finish_reason: str | None
+    reasoning: str | None
+    """The model's thinking, from a reasoning field or inline ``<think>`` tags; None if none."""
+    usage: Usage | None
+    served_model: str | None
+    warnings: tuple[str, ...] = ()
+    """What was repaired on the way in (invalid characters replaced)."""
+
+
+def clean_text(text: str) -> tuple[str, int]:
+    """The text with lone UTF-16 surrogates (no file can store them) replaced by U+FFFD, and a count."""
+    cleaned, count = _SURROGATE.subn("\ufffd", text)
+    return cleaned, count
+
+
+def split_reasoning(content: str) -> tuple[str | None, str]:
+    """``(reasoning, answer)`` of a content that may open with ``<think>...</think>``.
+
+    An unclosed ``<think>`` is all reasoning (the budget ran out while thinking); a closing tag with
+    no opening one (templates that put ``<think>`` in the prompt) ends the reasoning too.
+    """
+    opened = _THINK.match(content)
+    if opened:
+        return opened.group(2).strip(), content[opened.end() :].strip()
+    closed = _CLOSE_ONLY.match(content)
+    if closed and "<think" not in closed.group(1):
+        return closed.group(1).strip(), content[closed.end() :].strip()
+    return None, content
+
+
+def _preview(text: str) -> str:
+    """The first characters of a body, on one line, with control characters escaped."""
+    flat = " ".join(text.split())
+    shown = flat[:_PREVIEW] + ("…" if len(flat) > _PREVIEW else "")
+    return json.dumps(shown, ensure_ascii=True)[1:-1]
+
+
+def _count(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
+
+
+def _usage(data: Any) -> Usage | None:
+    """Usage as reported; a count the endpoint left out (or sent as null) stays None."""
+    if not isinstance(data, dict):
+        return None
+    details = data.get("completion_tokens_details")
+    reasoning = details.get("reasoning_tokens") if isinstance(details, dict) else None
+    return Usage(
+        prompt_tokens=_count(data.get("prompt_tokens")),
+        completion_tokens=_count(data.get("completion_tokens")),
+        total_tokens=_count(data.get("total_tokens")),
+        reasoning_tokens=_count(reasoning if reasoning is not None else data.get("reasoning_tokens")),
+    )
+
+
+def _error_body(error: Any) -> tuple[str, bool]:
+    """The message of an ``{"error": ...}`` body and whether a retry can help (not a 4xx but 429)."""
+    if not isinstance(error, dict):
+        return str(error), True
+    message = str(error.get("message") or error.get("type") or error)
+    code = error.get("code") if error.get("code") is not None else error.get("status")
+    try:
+        status = int(code)
+    except (TypeError, ValueError):
+        status = None
+    kind = str(error.get("type") or "")
+    client_fault = (status is not None and 400 <= status < 500 and status != 429) or kind in (
+        "invalid_request_error",
+        "authentication_error",
+        "permission_error",
+        "not_found_error",
+    )
+    return message, not client_fault
+
+
+def _from_event_stream(text: str) -> dict[str, Any]:
+    """A chat.completion assembled from the chunks of an event stream (``data: {...}`` lines)."""
+    content: list[str] = []
+    reasoning: list[str] = []
+    finish = model = usage = None
+    for line in text.splitlines():
+        if not line.startswith("data:"):
+            continue
+        data = line[5:].strip()
+        if data == "[DONE]":
+            break
+        chunk = json.loads(data)
+        if "error" in chunk:
+            return chunk
+        model = chunk.get("model") or model
+        usage = chunk.get("usage") or usage
+        for choice in chunk.get("choices") or []:
+            delta = choice.get("delta") or {}
+            content.append(delta.get("content") or "")
+            reasoning.append(delta.get("reasoning_content") or delta.get("reasoning") or "")
+            finish = choice.get("finish_reason") or finish
+    message: dict[str, Any] = {"role": "assistant", "content": "".join(content)}
+    if any(reasoning):
+        message["reasoning_content"] = "".join(reasoning)
+    return {
+        "model": model,
+        "choices": [{"index": 0, "message": message, "finish_reason": finish}],
+        "usage": usage,
+    }
+
+
+def read_completion(status: int, content_type: str, body: str, *, where: str) -> Answer:
+    """The answer in a 2xx chat-completion body, or a ``CallError`` saying what came back instead.
+
+    ``where`` names the endpoint and model for the error line (``http://host/v1 for gpt-4o``).
+    """
+    kind = (content_type or "").split(";")[0].strip().lower() or "no content type"
+    came = f"HTTP {status} {kind} from {where}"
+    if kind == "text/event-stream":
+        try:
+            data = _from_event_stream(body)
+        except (json.JSONDecodeError, AttributeError, TypeError):
+            raise CallError(
+                f"{came}: an event stream moa_lab could not read (asked for one JSON answer): "
+                f'"{_preview(body)}"',
+                status=status,
+            ) from None
+    else:
+        try:
+            data = json.loads(body)
+        except json.JSONDecodeError:
+            what = "a web page" if "html" in kind or body.lstrip()[:1] == "<" else "not JSON"
+            raise CallError(
+                f'{came} is {what}, not a chat completion (a proxy or login page?): "{_preview(body)}"',
+                status=status,
+            ) from None
+    if not isinstance(data, dict):
+        raise CallError(f'{came} is not a chat completion: "{_preview(body)}"', status=status)
+    if "error" in data and not data.get("choices"):
+        message, retryable = _error_body(data["error"])
+        raise CallError(
+            f'{came} carries an error instead of an answer: "{_preview(message)}"',
+            status=status,
+            retryable=retryable,
+        )
+    choices = data.get("choices")
+    if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
+        raise CallError(
+            f'{came} has no choices, so no answer: "{_preview(body)}"', status=status, retryable=True
+        )
+    choice = choices[0]
+    message = choice.get("message") if isinstance(choice.get("message"), dict) else {}
+    finish = choice.get("finish_reason") if isinstance(choice.get("finish_reason"), str) else None
+    usage = _usage(data.get("usage"))
+    content = message.get("content") if isinstance(message.get("content"), str) else ""
+    field = next(
+        (message[k] for k in ("reasoning_content", "reasoning") if isinstance(message.get(k), str)),
+        None,
+    )
+    inline, text = split_reasoning(content)
+    # Stripped as it arrives, as the paper's reference implementation strips every output
+    # (togethercomputer/MoA, utils.generate_together), so references carry no stray blank lines.
+    text = text.strip()
+    reasoning = "\n\n".join(r for r in (field, inline) if r) or None
+    repaired = 0
+    text, repaired = clean_text(text)
+    if reasoning is not None:
+        reasoning, more = clean_text(reasoning)
+        repaired += more
+    warnings = (
+        (f"replaced {repaired} invalid character(s) (lone UTF-16 surrogates) with U+FFFD",)
+        if repaired
+        else ()
+    )
+    if not text.strip():
+        used = usage.completion_tokens if usage and usage.completion_tokens is not None else "its"
+        if reasoning and finish == "length":
+            raise CallError(
+                f"{came}: the model spent all {used} tokens reasoning and gave no answer; "
+                "raise max_tokens",
+                status=status,
+            )
+        if finish == "content_filter":
+            raise CallError(f"{came}: the answer was withheld (finish_reason content_filter)")
+        after = " after reasoning" if reasoning else ""
+        raise CallError(
+            f"{came}: an empty answer{after} (finish_reason {finish})", status=status, retryable=True
+        )
+    served = data.get("model") if isinstance(data.get("model"), str) else None
+    return Answer(text, finish, reasoning, usage, served, warnings)
