@@ -14,8 +14,6 @@ finishes, so a run that crashes or is killed keeps every call it finished.
 
 from __future__ import annotations
 
-import asyncio
-import re
 import sys
 import time
 from collections import defaultdict
@@ -33,15 +31,18 @@ from moa_lab._cache import CallCache, call_key, open_cache
 from moa_lab._calls import call_identity, check_ready, first_replicate, make_call, new_call
 from moa_lab._config import Agent, MoAConfig
 from moa_lab._errors import RunError
+from moa_lab._moa import layered_mixture
 from moa_lab._presets import preset
 from moa_lab._pricing import call_cost
-from moa_lab._prompts import order_references, with_references
+from moa_lab._prompts import with_references
 from moa_lab._sync import blocking
 from moa_lab._trace import (
     Call,
     Trace,
     default_trace_path,
+    describe_os_error,
     new_graph,
+    new_run_id,
     node_id,
     prompt_text,
     user_messages,
@@ -83,7 +84,7 @@ class ReplayBasis:
     """Extra graph attributes of the new trace (its lineage)."""
 
 
-class _Run:
+class RunState:
     """The state of one run: config, trace, cache, backend and progress."""
 
     def __init__(
@@ -108,6 +109,7 @@ class _Run:
         self.trace_path = trace_path
         self.sample = sample
         self.progress = progress
+        self.write_error: OSError | None = None
         self.on_call = on_call
         self.basis = basis
         self.stand_in = stand_in
@@ -224,75 +226,35 @@ class _Run:
                 lineage="reused" if reused is not None else lineage,
             )
         self.trace.add_call(call, references)
-        if self.trace_path is not None:
-            self.trace.journal(name)
+        if self.trace_path is not None and self.write_error is None:
+            try:
+                self.trace.journal(name)
+            except OSError as exc:  # a full disk: the run goes on in memory; finish() says so
+                self.write_error = exc
         self.bar.set_postfix_str(f"{name} {agent.model}", refresh=False)
         self.bar.update(1)
         if self.on_call is not None:
             self.on_call(self.trace, name)
         return name
 
-    def references_for(self, layer: int, index: int, previous: list[str]) -> list[str]:
-        """The previous layer's answers this call sees, in the order it sees them."""
-        seen = [
-            n
-            for n in previous
-            if self.config.include_own_previous
-            or layer >= self.config.layers
-            or self.trace.call(n).index != index
-        ]
-        return order_references(
-            seen,
-            shuffle=self.config.shuffle_references,
-            seed=self.config.shuffle_seed,
-            salt=node_id(layer, index),
-        )
-
     async def execute(self) -> Trace:
-        config = self.config
-        if self.stand_in is None:  # a dry run sends nothing, so it needs no key or endpoint
-            check_ready(self.check)
-        previous: list[str] = []
-        for layer, agents in enumerate(config.proposers, start=1):
-            names = await asyncio.gather(
-                *[
-                    self.call(
-                        layer, index, agent, self.references_for(layer, index, previous), "proposer"
-                    )
-                    for index, agent in enumerate(agents)
-                ]
-            )
-            failed = [n for n in names if self.trace.call(n).error is not None]
-            if failed and config.on_proposer_error == "fail":
-                raise RunError(f"proposer {failed[0]} failed: {self.trace.call(failed[0]).error}")
-            previous = [n for n in names if n not in failed]
-            if not previous:
-                raise RunError(
-                    f"every proposer of layer {layer} failed; first error: "
-                    f"{self.trace.call(names[0]).error}"
-                )
-        last = config.layers
-        name = await self.call(
-            last, 0, config.aggregator, self.references_for(last, 0, previous), "aggregator"
-        )
-        aggregator = self.trace.call(name)
-        if aggregator.error is not None:
-            raise RunError(f"the aggregator failed: {aggregator.error}")
-        final = aggregator.response
-        if config.aggregation == "rank":
-            picked = _picked_reference(aggregator.response, len(previous))
-            if picked is not None:
-                chosen = self.trace.references(name)[picked]
-                self.trace.update_call(name, picked=chosen)
-                final = self.trace.call(chosen).response
+        """Run the strategy's calls; record the final answer it gives."""
+        final = await layered_mixture(self)
         # Stripped, as the reference implementation strips every output it receives.
         self.trace.graph.graph["final"] = final.strip() if final is not None else None
         return self.trace
 
     async def finish(self, status: str) -> None:
         self.trace.graph.graph.update(status=status, finished_at=time.time())
-        if self.trace_path is not None:
-            self.trace.save(self.trace_path)
+        if self.trace_path is not None and self.trace.path is not None:
+            try:
+                self.trace.save(self.trace_path)
+            except OSError as exc:
+                self.trace.unsaved = _unsaved(self.trace, self.trace_path, exc)
+        await self.close()
+
+    async def close(self) -> None:
+        """Release what this run opened: the progress bar, its HTTP clients, its cache."""
         self.bar.close()
         if self.owns_backend:
             await self.backend.aclose()
@@ -300,13 +262,21 @@ class _Run:
             self.cache.close()
 
 
-def _picked_reference(text: str, count: int) -> int | None:
-    """The 0-based reference a ranker named (the first number 1..count in its reply)."""
-    for match in re.finditer(r"\d+", text or ""):
-        number = int(match.group())
-        if 1 <= number <= count:
-            return number - 1
-    return None
+def _unsaved(trace: Trace, path: Path, exc: OSError) -> str:
+    """What a failed write left out of the trace file, exactly."""
+    calls = len(trace)
+    kept = trace.journaled
+    held = (
+        "it holds none of them"
+        if kept == 0
+        else f"it holds the first {kept} as a journal (Trace.load reads it)"
+        if kept < calls
+        else "it holds all of them as a journal (Trace.load reads it)"
+    )
+    return (
+        f"the trace could not be written to {path} ({describe_os_error(exc, path)}): of {calls} "
+        f"finished calls {held}; the rest are in memory only"
+    )
 
 
 async def arun(
@@ -329,8 +299,9 @@ async def arun(
     """
     config = preset(config or DEFAULT_PRESET) if not isinstance(config, MoAConfig) else config
     messages = user_messages(prompt)
+    run_id = new_run_id()
     if trace_path is True:
-        path: Path | None = default_trace_path(prompt_text(messages))
+        path: Path | None = default_trace_path(prompt_text(messages), run_id)
     else:
         path = Path(trace_path) if trace_path else None
     return await execute_run(
@@ -338,10 +309,12 @@ async def arun(
         config,
         cache=cache,
         trace_path=path,
+        exclusive=trace_path is True,
         progress=progress,
         sample=sample,
         on_call=on_call,
         backend=backend,
+        run_id=run_id,
     )
 
 
@@ -351,20 +324,31 @@ async def execute_run(
     *,
     cache: CallCache | str | Path | bool,
     trace_path: Path | None,
+    exclusive: bool = False,
     **options: Any,
 ) -> Trace:
     """The one way a run happens (``arun`` and replays): execute, then finish the trace.
 
-    ``options`` are those of ``_Run``: with ``basis`` unchanged calls are reused from a source
+    ``options`` are those of ``RunState``: with ``basis`` unchanged calls are reused from a source
     trace; with ``stand_in`` nothing is sent and no cache entry is written (a dry run); ``check``
     lists the agents whose endpoint and key must be ready before the first call (default: every
-    agent of the config); ``backend`` is shared with other runs.
+    agent of the config); ``backend`` is shared with other runs. ``exclusive`` creates the trace
+    file only if nothing is at ``trace_path`` yet (names moa_lab chose).
+
+    Nothing is written before every key and endpoint is ready, so a run that fails its pre-flight
+    check leaves the file at ``trace_path`` as it was.
     """
     store, owned = open_cache(cache)
-    state = _Run(messages, config, cache=store, trace_path=trace_path, **options)
+    state = RunState(messages, config, cache=store, trace_path=trace_path, **options)
     state.owns_cache = owned
-    if trace_path is not None:
-        state.trace.start_journal(trace_path)
+    try:
+        if state.stand_in is None:  # a dry run sends nothing, so it needs no key or endpoint
+            check_ready(state.check)
+        if trace_path is not None:
+            state.trace.start_journal(trace_path, exclusive=exclusive)
+    except BaseException:
+        await state.close()
+        raise
     try:
         trace = await state.execute()
     except RunError as exc:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import re
 
-__all__ = ["clip", "safe_file_name"]
+__all__ = ["clip", "safe_file_name", "terminal_safe"]
 
 #: Names Windows reserves whatever the extension (``CON.json`` cannot be created there).
 _RESERVED = {
@@ -38,3 +38,13 @@ def safe_file_name(text: str, *, limit: int = 80) -> str:
     if slug == text and slug.split(".")[0].lower() not in _RESERVED:
         return slug
     return f"{slug or 'item'}-{hashlib.sha256(text.encode('utf-8', 'surrogatepass')).hexdigest()[:8]}"
+
+
+#: C0 controls but tab and newline, DEL, and the C1 controls (which some terminals also obey).
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def terminal_safe(text: str) -> str:
+    """Text with every control character a terminal could obey (escape sequences that clear the
+    screen or write the clipboard) shown as a visible escape such as ``\\x1b``; tab and newline stay."""
+    return _CONTROL.sub(lambda match: f"\\x{ord(match.group()):02x}", text)

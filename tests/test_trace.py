@@ -28,15 +28,16 @@ def test_a_trace_round_trips_through_json(trace, tmp_path):
     assert again.graph.graph["schema_version"] == 1 and again.run_id == trace.run_id
 
 
-def test_default_trace_paths_are_time_and_slug(monkeypatch, tmp_path):
+def test_default_trace_paths_are_time_slug_and_run_id(monkeypatch, tmp_path):
     monkeypatch.setenv("MOA_LAB_TRACE_DIR", str(tmp_path))
-    path = default_trace_path("Why is the sky blue?!", when=0)
-    assert path.parent == tmp_path and path.name.endswith("-why-is-the-sky-blue.json")
+    path = default_trace_path("Why is the sky blue?!", "abc123", when=0)
+    assert path.parent == tmp_path and path.name.endswith("-why-is-the-sky-blue-abc123.json")
 
 
 def test_run_writes_under_traces_by_default(fake, tmp_path):
     trace = moa_lab.run("Hi there", fake_config(fake.url), cache=False, progress=False)
-    assert trace.path.parent == tmp_path / "traces" and trace.path.name.endswith("-hi-there.json")
+    assert trace.path.parent == tmp_path / "traces"
+    assert trace.path.name.endswith(f"-hi-there-{trace.run_id}.json")
     assert Trace.load(trace.path).final == trace.final
 
 

@@ -14,7 +14,6 @@ chain of edits back to the original run.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -35,7 +34,7 @@ from moa_lab._replay.edits import (
 )
 from moa_lab._replay.planning import Plan, PlannedCall, aplan, dry_run, load_trace, plan
 from moa_lab._sync import blocking
-from moa_lab._trace import Trace, default_trace_path, prompt_text
+from moa_lab._trace import Trace, default_trace_path, new_run_id, prompt_text
 
 __all__ = [
     "AddProposer",
@@ -77,10 +76,9 @@ async def areplay(
     # Only the agents that will be called need a key or a live endpoint (a local model starts).
     layers = [*prepared.config.proposers, [prepared.config.aggregator]]
     check = [layers[c.layer - 1][c.index] for c in dry.records() if c.sent]
-    run_id = uuid.uuid4().hex[:12]
+    run_id = new_run_id()
     if trace_path is True:
-        default = default_trace_path(prompt_text(prepared.messages))
-        path: Path | None = default.with_name(f"{default.stem}-replay-{run_id}.json")
+        path: Path | None = default_trace_path(prompt_text(prepared.messages), run_id, kind="replay")
     else:
         path = Path(trace_path) if trace_path else None
     return await execute_run(
@@ -88,6 +86,7 @@ async def areplay(
         prepared.config,
         cache=cache,
         trace_path=path,
+        exclusive=trace_path is True,
         progress=progress,
         sample=prepared.source.sample,
         on_call=on_call,

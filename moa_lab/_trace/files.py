@@ -7,10 +7,13 @@ so any file a user can pass either loads or fails with one line.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
+import tempfile
 import time
+import unicodedata
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
@@ -26,11 +29,14 @@ __all__ = [
     "SCHEMA",
     "SCHEMA_VERSION",
     "TRACE_DIR_ENV",
+    "create_exclusively",
     "default_trace_path",
+    "describe_os_error",
     "graph_from_node_link",
     "journal_header",
     "journal_line",
     "new_graph",
+    "new_run_id",
     "node_link",
     "prompt_text",
     "read_trace_file",
@@ -45,11 +51,23 @@ TRACE_DIR_ENV = "MOA_LAB_TRACE_DIR"
 _GRAPH_FIELDS = ("schema", "schema_version", "run_id", "created_at", "prompt", "config", "final")
 
 
-def default_trace_path(prompt: str, when: float | None = None) -> Path:
-    """``traces/<date>-<time>-<slug of the prompt>.json`` (``$MOA_LAB_TRACE_DIR`` moves the folder)."""
+def new_run_id() -> str:
+    """A fresh run id: 12 hex digits, random, so two runs never share a file name."""
+    return uuid.uuid4().hex[:12]
+
+
+def default_trace_path(prompt: str, run_id: str, *, kind: str = "", when: float | None = None) -> Path:
+    """``traces/<date>-<time>-<slug of the prompt>[-<kind>]-<run id>.json`` (``$MOA_LAB_TRACE_DIR``
+    moves the folder).
+
+    The slug keeps letters and digits of any script (a Korean and a Japanese prompt get different,
+    readable names) and the run id makes the name unique, even for runs started the same second.
+    """
     stamp = datetime.fromtimestamp(when or time.time()).strftime("%Y%m%d-%H%M%S")
-    slug = re.sub(r"[^a-z0-9]+", "-", prompt.lower()).strip("-")[:48].rstrip("-") or "run"
-    return Path(os.environ.get(TRACE_DIR_ENV, "traces")) / f"{stamp}-{slug}.json"
+    words = re.sub(r"[\W_]+", "-", unicodedata.normalize("NFC", prompt).lower())
+    slug = words.strip("-")[:40].rstrip("-") or "run"
+    parts = [stamp, slug, *([kind] if kind else []), run_id]
+    return Path(os.environ.get(TRACE_DIR_ENV, "traces")) / f"{'-'.join(parts)}.json"
 
 
 def user_messages(prompt: str | Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -82,7 +100,7 @@ def new_graph(
     return nx.DiGraph(
         schema=SCHEMA,
         schema_version=SCHEMA_VERSION,
-        run_id=run_id or uuid.uuid4().hex[:12],
+        run_id=run_id or new_run_id(),
         created_at=time.time(),
         finished_at=None,
         status="running",
@@ -161,11 +179,39 @@ def _known(graph: nx.DiGraph, *nodes: Any) -> bool:
 
 
 def write_atomically(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file renamed into place."""
+    """Write ``text`` to ``path`` whole or not at all, through a temporary file renamed into place.
+
+    The temporary file has a random name and is created exclusively (``mkstemp``: never a file or a
+    symlink someone planted), so two writers of one path cannot clobber each other's half-written
+    file. Raises ``OSError``.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".tmp")
-    partial.write_text(text, "utf-8")
-    os.replace(partial, path)
+    handle, partial = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as out:
+            out.write(text)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(partial, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(partial)
+        raise
+
+
+def create_exclusively(path: Path, text: str) -> None:
+    """Create ``path`` holding ``text``; ``FileExistsError`` if anything (a file, a symlink) is there."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "x", encoding="utf-8") as out:
+        out.write(text)
+
+
+def describe_os_error(exc: OSError, path: Path) -> str:
+    """What went wrong writing ``path``, in words a user can act on."""
+    if isinstance(exc, (NotADirectoryError, FileExistsError)) and not path.parent.is_dir():
+        blocking = next((p for p in path.parents if p.exists() and not p.is_dir()), path.parent)
+        return f"{blocking} is a file, not a folder"
+    return exc.strerror or str(exc)
 
 
 def journal_header(graph: nx.DiGraph) -> str:

@@ -18,7 +18,10 @@ import networkx as nx
 from moa_lab._errors import TraceError
 from moa_lab._trace.call import Call
 from moa_lab._trace.files import (
+    TRACE_DIR_ENV,
+    create_exclusively,
     default_trace_path,
+    describe_os_error,
     graph_from_node_link,
     journal_header,
     journal_line,
@@ -38,6 +41,10 @@ class Trace:
         self.graph = graph
         self.path = path
         self._order: list[str] | None = None
+        #: Calls appended to the journal of a run in progress so far.
+        self.journaled = 0
+        #: What could not be written to ``path`` (a full disk, ...), or None when it all was.
+        self.unsaved: str | None = None
 
     # -- reading -----------------------------------------------------------------------------
     @property
@@ -214,15 +221,30 @@ class Trace:
 
     def save(self, path: str | Path | None = None) -> Path:
         """Write the trace as JSON, atomically; default path under ``traces/``."""
-        path = Path(path) if path else (self.path or default_trace_path(self.prompt))
+        path = Path(path) if path else (self.path or default_trace_path(self.prompt, self.run_id))
         write_atomically(path, json.dumps(self.to_dict(), indent=1, ensure_ascii=False))
         self.path = path
         return path
 
-    def start_journal(self, path: str | Path) -> None:
-        """Begin the file of a run in progress: the graph attributes, then one line per call."""
-        self.path = Path(path)
-        write_atomically(self.path, journal_header(self.graph))
+    def start_journal(self, path: str | Path, *, exclusive: bool = False) -> None:
+        """Begin the file of a run in progress: the graph attributes, then one line per call.
+
+        ``exclusive`` (a name moa_lab chose) creates the file only if nothing is there yet; a path the
+        user named is replaced atomically. Raises ``TraceError`` (one line) when it cannot be written.
+        """
+        path = Path(path)
+        try:
+            if exclusive:
+                create_exclusively(path, journal_header(self.graph))
+            else:
+                write_atomically(path, journal_header(self.graph))
+        except OSError as exc:
+            raise TraceError(
+                f"cannot write the trace to {path}: {describe_os_error(exc, path)}; choose another "
+                f"--trace-out or ${TRACE_DIR_ENV}"
+            ) from None
+        self.path = path
+        self.journaled = 0
 
     def journal(self, node: str) -> None:
         """Append a finished call (and the edges into it) to the journal begun by ``start_journal``."""
@@ -232,6 +254,7 @@ class Trace:
         ]
         with open(self.path, "a", encoding="utf-8") as journal:
             journal.write(journal_line(self.call(node), edges))
+        self.journaled += 1
 
     @classmethod
     def load(cls, path: str | Path) -> Trace:

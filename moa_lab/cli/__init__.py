@@ -36,6 +36,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``moa-lab``; returns the exit status."""
     from moa_lab._errors import MoaLabError, RunError
+    from moa_lab._text import terminal_safe
 
     args = _parser().parse_args(argv)
     try:
@@ -43,10 +44,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except RunError as exc:
         path = getattr(exc.trace, "path", None)
         kept = f" (the trace keeps the finished calls: {path})" if path else ""
-        print(f"moa-lab: error: {exc}{kept}", file=sys.stderr)
+        print(terminal_safe(f"moa-lab: error: {exc}{kept}"), file=sys.stderr)
         return 1
     except MoaLabError as exc:
-        print(f"moa-lab: error: {exc}", file=sys.stderr)
+        print(terminal_safe(f"moa-lab: error: {exc}"), file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("moa-lab: interrupted; finished calls are kept in the trace", file=sys.stderr)

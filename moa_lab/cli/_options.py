@@ -39,15 +39,25 @@ def call_options(args: argparse.Namespace) -> CallOptions:
     )
 
 
-def print_result(trace: Any, as_json: bool) -> None:
-    """The answer on stdout (or ``{answer, trace}`` as JSON); warnings and the trace path on stderr."""
+def print_result(trace: Any, as_json: bool) -> int:
+    """The answer on stdout (or ``{answer, trace}`` as JSON); warnings and the trace path on stderr.
+
+    Returns the exit status: 1 when the trace could not be saved whole (the answer is printed
+    anyway, then one error line says what was not saved), else 0.
+    """
+    from moa_lab._text import terminal_safe
+
     if as_json:
         print(json.dumps({"answer": trace.final, "trace": str(trace.path)}, ensure_ascii=False))
     else:
-        print(trace.final)
+        print(terminal_safe(trace.final or "") if sys.stdout.isatty() else trace.final)
     for warning in run_warnings(trace):
-        print(f"moa-lab: warning: {warning}", file=sys.stderr)
+        print(f"moa-lab: warning: {terminal_safe(warning)}", file=sys.stderr)
+    if trace.unsaved:
+        print(f"moa-lab: error: {trace.unsaved}", file=sys.stderr)
+        return 1
     print(f"trace: {trace.path}", file=sys.stderr)
+    return 0
 
 
 def run_warnings(trace: Any) -> list[str]:

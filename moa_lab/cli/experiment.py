@@ -19,6 +19,7 @@ __all__ = ["add_command"]
 def _run_experiment(args: argparse.Namespace) -> int:
     from moa_lab._config import Agent
     from moa_lab._errors import ConfigError
+    from moa_lab._text import terminal_safe
     from moa_lab.experiments import experiment, export_alpaca_eval, load_experiment_file
 
     options = load_experiment_file(args.config)
@@ -42,7 +43,7 @@ def _run_experiment(args: argparse.Namespace) -> int:
         progress=shared.progress,
         **options,
     )
-    print(result.table().to_string(float_format=lambda v: f"{v:.4g}"))
+    print(terminal_safe(result.table().to_string(float_format=lambda v: f"{v:.4g}")))
     print(f"run directory: {result.run_dir}", file=sys.stderr)
     if args.alpaca_eval:
         for exported in export_alpaca_eval(result, args.alpaca_eval):

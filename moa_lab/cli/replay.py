@@ -137,6 +137,7 @@ def edits_from_args(args: argparse.Namespace) -> list[Any]:
 
 def _replay_command(args: argparse.Namespace) -> int:
     from moa_lab import plan, replay
+    from moa_lab._text import terminal_safe
     from moa_lab._trace import Trace
 
     source = Trace.load(args.trace)
@@ -144,7 +145,8 @@ def _replay_command(args: argparse.Namespace) -> int:
     options = call_options(args)
     if args.dry_run:
         planned = plan(source, edits, cache=options.cache)
-        print(json.dumps(planned.to_dict(), ensure_ascii=False) if args.json else planned)
+        shown = json.dumps(planned.to_dict()) if args.json else terminal_safe(str(planned))
+        print(shown)
         return 0
     trace = replay(
         source,
@@ -153,5 +155,4 @@ def _replay_command(args: argparse.Namespace) -> int:
         trace_path=args.trace_out or True,
         progress=options.progress,
     )
-    print_result(trace, args.json)
-    return 0
+    return print_result(trace, args.json)

@@ -64,5 +64,4 @@ def _run(args: argparse.Namespace) -> int:
         trace_path=args.trace_out or True,
         progress=options.progress,
     )
-    print_result(trace, args.json)
-    return 0
+    return print_result(trace, args.json)

@@ -1,11 +1,12 @@
 """A trace as plain text for a terminal: one line per call, then the totals and the final answer.
 
-Invariant: plain strings only (no plotly, no widgets), so ``moa-lab show`` stays fast.
+Invariant: plain strings only (no plotly, no widgets), so ``moa-lab show`` stays fast; every control
+character from the trace is shown escaped, never sent to the terminal raw.
 """
 
 from __future__ import annotations
 
-from moa_lab._text import clip
+from moa_lab._text import clip, terminal_safe
 from moa_lab._trace import Trace
 
 __all__ = ["summary_text"]
@@ -52,4 +53,5 @@ def summary_text(trace: Trace) -> str:
         "final answer:",
         trace.final if trace.final is not None else "(none: the run did not finish)",
     ]
-    return "\n".join(lines)
+    # A crafted trace may hold escape sequences (clear the screen, write the clipboard): show them.
+    return terminal_safe("\n".join(lines))
