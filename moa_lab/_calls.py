@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 from typing import Any
 
+from moa_lab._approvals import check_keys
 from moa_lab._backend import Backend, Completion, RetryPolicy
 from moa_lab._cache import CallCache, call_key
 from moa_lab._config import Agent
@@ -50,11 +51,22 @@ def resolve_endpoint(agent: Agent) -> str:
     return resolve(agent.base_url)
 
 
-def check_ready(agents: Iterable[Agent]) -> None:
-    """Fail before any call is sent when an agent's key is missing or its endpoint cannot start."""
+def check_ready(
+    agents: Iterable[Agent], *, record_keys: bool = True, allow_hosts: Iterable[str] = ()
+) -> None:
+    """Fail before any call is sent when a key is missing, may not go to its host, or an endpoint
+    cannot start.
+
+    ``record_keys``: the agents come from the user's own config, so the hosts their keys go to are
+    recorded as approved; otherwise (a replay of a trace) a key goes only to an approved host or one
+    in ``allow_hosts`` (``moa_lab._approvals``). Raises ``ConfigError``.
+    """
+    agents = list(agents)
+    for agent in agents:
+        Backend.api_key(agent.key_env)
+    check_keys(agents, record=record_keys, allow=allow_hosts)
     for agent in agents:
         resolve_endpoint(agent)
-        Backend.api_key(agent.key_env)
 
 
 def first_replicate(sample: int) -> int:

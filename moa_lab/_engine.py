@@ -325,6 +325,7 @@ async def execute_run(
     cache: CallCache | str | Path | bool,
     trace_path: Path | None,
     exclusive: bool = False,
+    allow_hosts: Sequence[str] = (),
     **options: Any,
 ) -> Trace:
     """The one way a run happens (``arun`` and replays): execute, then finish the trace.
@@ -333,7 +334,8 @@ async def execute_run(
     trace; with ``stand_in`` nothing is sent and no cache entry is written (a dry run); ``check``
     lists the agents whose endpoint and key must be ready before the first call (default: every
     agent of the config); ``backend`` is shared with other runs. ``exclusive`` creates the trace
-    file only if nothing is at ``trace_path`` yet (names moa_lab chose).
+    file only if nothing is at ``trace_path`` yet (names moa_lab chose). A replay (a ``basis``)
+    sends a key only to a host the user approved or named in ``allow_hosts``.
 
     Nothing is written before every key and endpoint is ready, so a run that fails its pre-flight
     check leaves the file at ``trace_path`` as it was.
@@ -343,7 +345,7 @@ async def execute_run(
     state.owns_cache = owned
     try:
         if state.stand_in is None:  # a dry run sends nothing, so it needs no key or endpoint
-            check_ready(state.check)
+            check_ready(state.check, record_keys=state.basis is None, allow_hosts=allow_hosts)
         if trace_path is not None:
             state.trace.start_journal(trace_path, exclusive=exclusive)
     except BaseException:

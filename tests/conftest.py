@@ -1,4 +1,4 @@
-"""Shared fixtures: every test gets its own trace and cache directories, never the user's."""
+"""Shared fixtures: every test gets its own trace, cache and config directories, never the user's."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from moa_lab.testing import FakeLLM
 def _isolated_dirs(tmp_path, monkeypatch):
     monkeypatch.setenv("MOA_LAB_TRACE_DIR", str(tmp_path / "traces"))
     monkeypatch.setenv("MOA_LAB_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("MOA_LAB_CONFIG_DIR", str(tmp_path / "config"))
 
 
 @pytest.fixture

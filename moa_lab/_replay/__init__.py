@@ -18,6 +18,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from moa_lab._approvals import approve, host_of
 from moa_lab._cache import CallCache
 from moa_lab._engine import OnCall, execute_run
 from moa_lab._replay.applying import prepare
@@ -64,18 +65,29 @@ async def areplay(
     trace_path: str | Path | bool = True,
     progress: bool = True,
     on_call: OnCall | None = None,
+    allow_hosts: Iterable[str] = (),
 ) -> Trace:
     """Replay a trace (or trace file) with edits; only the calls the edits reach are sent.
 
     Every other node is taken from the source trace, so a replay works from a trace file alone.
     ``cache``, ``trace_path``, ``progress`` and ``on_call`` are as for ``arun``; by default the new
-    trace is saved as ``traces/<time>-<slug>-replay-<run id>.json``.
+    trace is saved as ``traces/<time>-<slug>-replay-<run id>.json``. A key goes only to a host you
+    have used it with or approved (``moa-lab approve``), or to one in ``allow_hosts`` for this replay:
+    the trace may come from someone else. Raises ``ConfigError`` before anything is sent.
     """
     prepared = prepare(load_trace(trace), edits)
     dry, _ = await dry_run(prepared, cache)
     # Only the agents that will be called need a key or a live endpoint (a local model starts).
     layers = [*prepared.config.proposers, [prepared.config.aggregator]]
     check = [layers[c.layer - 1][c.index] for c in dry.records() if c.sent]
+    # Endpoints an edit named (a new proposer, another base_url) are the user's own choice.
+    source = prepared.source
+    approve(
+        (host_of(agent.base_url), agent.key_env)
+        for call, agent in ((c, layers[c.layer - 1][c.index]) for c in dry.records())
+        if agent.key_env
+        and (call.origin not in source or source.call(call.origin).base_url != agent.base_url)
+    )
     run_id = new_run_id()
     if trace_path is True:
         path: Path | None = default_trace_path(prompt_text(prepared.messages), run_id, kind="replay")
@@ -93,6 +105,7 @@ async def areplay(
         basis=prepared.basis,
         check=check,
         run_id=run_id,
+        allow_hosts=tuple(allow_hosts),
     )
 
 
@@ -104,6 +117,7 @@ def replay(
     trace_path: str | Path | bool = True,
     progress: bool = True,
     on_call: OnCall | None = None,
+    allow_hosts: Iterable[str] = (),
 ) -> Trace:
     """Blocking ``areplay`` for scripts; also works inside a running event loop (Jupyter).
 
@@ -111,7 +125,15 @@ def replay(
     ``RunError`` when the replayed run cannot finish.
     """
     return blocking(
-        areplay(trace, edits, cache=cache, trace_path=trace_path, progress=progress, on_call=on_call)
+        areplay(
+            trace,
+            edits,
+            cache=cache,
+            trace_path=trace_path,
+            progress=progress,
+            on_call=on_call,
+            allow_hosts=allow_hosts,
+        )
     )
 
 

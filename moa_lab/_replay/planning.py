@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from moa_lab._approvals import approved, host_of
 from moa_lab._backend import Completion
 from moa_lab._cache import CallCache, canonical_json
 from moa_lab._config import Agent
@@ -83,6 +84,10 @@ class PlannedCall:
     prompt_tokens: int
     completion_tokens: int
     cost: float | None
+    endpoint: str = ""
+    """The base URL the call goes to (as configured)."""
+    key_env: str | None = None
+    """The variable whose key is sent with it (None: no key)."""
 
 
 @dataclass(frozen=True)
@@ -130,8 +135,16 @@ class Plan:
             "completion_tokens": self.completion_tokens,
             "cost": self.cost,
             "problem": self.problem,
+            "keys": [
+                {"host": host, "key_env": key_env, "approved": ok} for host, key_env, ok in self.keys()
+            ],
             "nodes": [asdict(n) for n in self.nodes],
         }
+
+    def keys(self) -> list[tuple[str, str, bool]]:
+        """``(host, key variable, approved?)`` of every key the calls sent would carry."""
+        pairs = sorted({(host_of(n.endpoint), n.key_env) for n in self.nodes if n.sends and n.key_env})
+        return [(host, key_env, approved(host, key_env)) for host, key_env in pairs]
 
     def __str__(self) -> str:
         lines = [f"{'node':<7}{'lineage':<12}{'model':<28}{'sends':<7}{'in':>7}{'out':>7}  why"]
@@ -148,6 +161,12 @@ class Plan:
             f"about {self.prompt_tokens} prompt + {self.completion_tokens} completion tokens, "
             f"cost {cost}"
         )
+        endpoints = sorted({n.endpoint for n in self.nodes if n.sends})
+        if endpoints:
+            lines.append(f"endpoints: {', '.join(endpoints)}")
+        for host, key_env, ok in self.keys():
+            verdict = "approved" if ok else "NOT approved: the replay will refuse it (--allow-host)"
+            lines.append(f"key ${key_env} goes to {host} ({verdict})")
         if self.problem:
             lines.append(f"the replay would fail: {self.problem}")
         return "\n".join(lines)
@@ -205,6 +224,8 @@ def _plan_from(prepared: Prepared, dry: Trace, problem: str | None) -> Plan:
                 prompt_tokens=call.prompt_tokens or 0,
                 completion_tokens=call.completion_tokens or 0,
                 cost=call.cost,
+                endpoint=call.base_url,
+                key_env=call.api_key_env,
             )
         )
     return Plan(source=prepared.source.run_id, nodes=tuple(nodes), problem=problem)

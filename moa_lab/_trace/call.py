@@ -7,6 +7,7 @@ and the field instead of a traceback later.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
@@ -30,7 +31,7 @@ def field_error(where: str, name: str, expected: str, value: Any) -> TraceError:
 
 
 def _number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and value == value
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _check(where: str, name: str, value: Any, kind: str, *, optional: bool = False) -> Any:
@@ -45,7 +46,7 @@ def _check(where: str, name: str, value: Any, kind: str, *, optional: bool = Fal
         return value
     if kind == "number" and _number(value):
         return float(value)
-    if kind == "seconds" and _number(value) and value >= 0:
+    if kind in ("seconds", "dollars") and _number(value) and value >= 0:
         return float(value)
     expected = {
         "str": "a string",
@@ -53,6 +54,7 @@ def _check(where: str, name: str, value: Any, kind: str, *, optional: bool = Fal
         "count": "a whole number >= 0",
         "number": "a number",
         "seconds": "a number of seconds >= 0",
+        "dollars": "a number of dollars >= 0",
     }[kind]
     raise field_error(where, name, expected + (" or null" if optional else ""), value)
 
@@ -281,7 +283,7 @@ _KINDS = (
     ("response", "str", True),
     ("reasoning", "str", True),
     ("finish_reason", "str", True),
-    ("cost", "number", True),
+    ("cost", "dollars", True),
     ("served_model", "str", True),
     ("latency", "seconds", True),
     ("attempts", "count", False),

@@ -23,6 +23,7 @@ from typing import Any
 import networkx as nx
 
 from moa_lab._errors import ConfigError, TraceError
+from moa_lab._trace.attributes import check_attributes, check_call_place
 from moa_lab._trace.call import Call, field_error
 
 __all__ = [
@@ -75,11 +76,28 @@ def user_messages(prompt: str | Sequence[dict[str, Any]]) -> list[dict[str, Any]
     if isinstance(prompt, str):
         if not prompt.strip():
             raise ConfigError("the prompt is empty; give the question to ask the mixture")
+        _check_text(prompt, "the prompt")
         return [{"role": "user", "content": prompt}]
     messages = [dict(m) for m in prompt]
-    if not messages or any("role" not in m or "content" not in m for m in messages):
-        raise ConfigError("messages must be a non-empty list of {'role': ..., 'content': ...}")
+    if not messages or any(
+        not isinstance(m.get("role"), str) or not isinstance(m.get("content"), str) for m in messages
+    ):
+        raise ConfigError("messages must be a non-empty list of {'role': str, 'content': str}")
+    for number, message in enumerate(messages, start=1):
+        _check_text(message["content"], f"message {number}")
     return messages
+
+
+def _check_text(text: str, what: str) -> None:
+    """Refuse text that holds bytes that are not UTF-8 (a shell passes them as lone surrogates)."""
+    bad = next((i for i, ch in enumerate(text) if "\ud800" <= ch <= "\udfff"), None)
+    if bad is not None:
+        code = ord(text[bad])
+        byte = f" (byte 0x{code - 0xDC00:02x})" if 0xDC80 <= code <= 0xDCFF else ""
+        raise ConfigError(
+            f"{what} is not valid UTF-8 text{byte} at character {bad + 1}; pass it as UTF-8 "
+            "(check the terminal's or file's encoding)"
+        )
 
 
 def prompt_text(messages: list[dict[str, Any]]) -> str:
@@ -147,7 +165,7 @@ def graph_from_node_link(data: Any, *, source: str = "trace") -> nx.DiGraph:
     if attrs.get("schema") != SCHEMA:
         raise TraceError(f"{source}: not a moa_lab trace (schema is {attrs.get('schema')!r})")
     version = attrs.get("schema_version")
-    if version != SCHEMA_VERSION:
+    if type(version) is not int or version != SCHEMA_VERSION:
         raise TraceError(
             f"{source}: trace schema version {version!r} is not supported "
             f"(this moa_lab reads version {SCHEMA_VERSION}); upgrade moa_lab"
@@ -157,9 +175,13 @@ def graph_from_node_link(data: Any, *, source: str = "trace") -> nx.DiGraph:
         raise TraceError(f"{source}: the trace lacks graph fields {missing}")
     if not isinstance(data.get("nodes"), list) or not isinstance(data.get("edges"), list):
         raise TraceError(f"{source}: the trace needs 'nodes' and 'edges' lists")
-    graph = nx.DiGraph(**(attrs | {"config": _upgrade_config(attrs["config"])}))
+    attrs = attrs | {"config": _upgrade_config(attrs["config"])}
+    check_attributes(attrs, source=source)
+    graph = nx.DiGraph(**attrs)
+    layers = attrs["config"]["layers"]
     for node in data["nodes"]:
         call = Call.from_dict(node, source=source)
+        check_call_place(call.layer, call.index, layers, where=f"{source}: node {call.id[:40]}")
         if call.id in graph:
             raise TraceError(f"{source}: node {call.id} appears twice")
         graph.add_node(call.id, call=call)

@@ -15,12 +15,12 @@ import os
 import sys
 from collections.abc import Sequence
 
-from moa_lab.cli import experiment, local_model, replay, run, show, view
+from moa_lab.cli import approve, experiment, local_model, replay, run, show, view
 
 __all__ = ["main"]
 
 #: The subcommand modules, in the order ``--help`` lists them.
-_COMMANDS = (run, show, view, replay, experiment, local_model)
+_COMMANDS = (run, show, view, replay, experiment, local_model, approve)
 
 
 def _parser() -> argparse.ArgumentParser:

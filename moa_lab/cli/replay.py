@@ -79,6 +79,13 @@ def add_command(subparsers: Any) -> None:
         metavar="NODE",
         help="remove the proposer at NODE (repeatable)",
     )
+    cmd.add_argument(
+        "--allow-host",
+        action="append",
+        default=[],
+        metavar="HOST",
+        help="send keys to this host for this replay although you have not approved it (repeatable)",
+    )
     cmd.add_argument("--trace-out", metavar="PATH", help="where to write the new trace JSON")
     cmd.add_argument("--dry-run", action="store_true", help="print the plan only; send nothing")
     cmd.add_argument("--json", action="store_true", help="print {answer, trace} (or the plan) as JSON")
@@ -154,5 +161,6 @@ def _replay_command(args: argparse.Namespace) -> int:
         cache=options.cache,
         trace_path=args.trace_out or True,
         progress=options.progress,
+        allow_hosts=args.allow_host,
     )
     return print_result(trace, args.json)

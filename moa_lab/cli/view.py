@@ -33,7 +33,16 @@ def _view(args: argparse.Namespace) -> int:
             f"moa-lab view needs plotly ({exc.name} is missing); install the views extra: "
             "pip install 'moa_lab[views]'"
         ) from None
-    out = export_html(trace, args.html or Path(args.trace).with_suffix(".html"))
+    source = Path(args.trace)
+    out = Path(args.html) if args.html else source.with_suffix(".html")
+    if out.resolve() == source.resolve():
+        if args.html:
+            raise MoaLabError(
+                f"--html {out} is the trace itself; writing the page there would destroy the trace: "
+                "give another --html path"
+            )
+        out = source.with_name(f"{source.name}.view.html")  # t.html (a trace) -> t.html.view.html
+    out = export_html(trace, out)
     print(out)
     if args.open:
         webbrowser.open(out.resolve().as_uri())

@@ -13,6 +13,7 @@ lab without a kernel (``run``, ``show``, or ``run_button.click()``) and read wha
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from moa_lab._cache import CallCache
 from moa_lab._config import MoAConfig
 from moa_lab._errors import MoaLabError
 from moa_lab._replay import AggregatorTemplate, Edit, NodeMessage, ProposerTemplate, plan, replay
+from moa_lab._text import safe_file_name
 from moa_lab._trace import Trace
 from moa_lab.views._compare_view import finals_html
 from moa_lab.views._graph import layer_graph
@@ -82,11 +84,13 @@ class PromptLab(widgets.VBox):
         *,
         cache: CallCache | str | Path | bool = True,
         trace_dir: str | Path | None = None,
+        allow_hosts: Iterable[str] = (),
     ):
         self.source = trace if isinstance(trace, Trace) else Trace.load(trace)
         self.config = MoAConfig.from_dict(self.source.config, source=f"trace {self.source.run_id}")
         self.cache = cache
         self.trace_dir = Path(trace_dir) if trace_dir else None
+        self.allow_hosts = tuple(allow_hosts)
         self.attempts: list[Attempt] = []
         self.node_edits: dict[str, dict[str, str]] = {}
         self._loading = False
@@ -219,10 +223,18 @@ class PromptLab(widgets.VBox):
         number = len(self.attempts) + 1
         path: Path | bool = True
         if self.trace_dir is not None:
-            path = self.trace_dir / f"{self.source.run_id}-attempt-{number}.json"
+            # A name derived from trace content stays inside the folder, whatever the trace says.
+            path = self.trace_dir / f"{safe_file_name(self.source.run_id)}-attempt-{number}.json"
         self.status.value = "<i>running…</i>"
         try:
-            trace = replay(self.source, edits, cache=self.cache, trace_path=path, progress=False)
+            trace = replay(
+                self.source,
+                edits,
+                cache=self.cache,
+                trace_path=path,
+                progress=False,
+                allow_hosts=self.allow_hosts,
+            )
         except MoaLabError as exc:
             self._error(exc)
             return None
