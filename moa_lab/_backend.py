@@ -24,7 +24,15 @@ from moa_lab._errors import CallError, ConfigError
 from moa_lab._responses import read_completion
 from moa_lab._trace import Usage
 
-__all__ = ["CALL_HEADER", "DEFAULT_POLICY", "PROGRESS_HEADER", "Backend", "Completion", "RetryPolicy"]
+__all__ = [
+    "CALL_HEADER",
+    "DEFAULT_POLICY",
+    "PROGRESS_HEADER",
+    "SERVED_AT_HEADER",
+    "Backend",
+    "Completion",
+    "RetryPolicy",
+]
 
 _SENT_AS_ARGUMENTS = ("temperature", "max_tokens", "top_p", "seed")
 _NO_KEY = "no-key-needed"
@@ -32,6 +40,8 @@ _NO_KEY = "no-key-needed"
 CALL_HEADER = "X-Moa-Lab-Call"
 #: Sent as ``0`` when the run shows no progress, so the local model shows none either.
 PROGRESS_HEADER = "X-Moa-Lab-Progress"
+#: A reply header with the unix time the endpoint began serving the call (the local model sends it).
+SERVED_AT_HEADER = "X-Moa-Lab-Served-At"
 
 
 @dataclass(frozen=True)
@@ -55,6 +65,12 @@ class Completion:
     """The model's thinking, kept apart from the answer."""
     warnings: tuple[str, ...] = field(default=())
     """What was repaired on the way in."""
+    sent_at: float | None = None
+    """Unix time the attempt that succeeded was sent."""
+    served_at: float | None = None
+    """Unix time the endpoint began serving it (``X-Moa-Lab-Served-At``), if it said."""
+    timings: dict[str, float] | None = None
+    """The endpoint's own timing of the call (llama.cpp's ``timings``), if it gave one."""
 
 
 @dataclass(frozen=True)
@@ -158,6 +174,7 @@ class Backend:
             retry_after = None
             async with self._limit:
                 started = time.perf_counter()
+                sent_at = time.time()
                 try:
                     # A deadline for the whole attempt: a server that drips a byte a second must
                     # not hold a call for minutes (httpx's timeout bounds each socket read only).
@@ -198,17 +215,25 @@ class Backend:
                         _scrub(str(exc), key_env), status=exc.status, retryable=exc.retryable
                     )
                 else:
+                    ended = time.time()
+                    served_at = _served_at(reply.headers, sent_at, ended)
                     return Completion(
                         text=answer.text,
                         finish_reason=answer.finish_reason,
                         usage=answer.usage,
                         served_model=answer.served_model,
-                        latency=time.perf_counter() - started,
+                        # Service time: a local call also waits its turn for the model.
+                        latency=ended - served_at
+                        if served_at is not None
+                        else time.perf_counter() - started,
                         attempts=attempt + 1,
                         errors=tuple(failures),
                         waits=tuple(waits),
                         reasoning=answer.reasoning,
                         warnings=answer.warnings,
+                        sent_at=sent_at,
+                        served_at=served_at,
+                        timings=answer.timings,
                     )
             failures.append(str(error))
             if not error.retryable or attempt == policy.max_retries:
@@ -230,6 +255,16 @@ async def _body(reply: Any, seconds_left: float) -> str:
     """The whole body of a raw reply as text, read within what is left of the attempt's deadline."""
     data = await asyncio.wait_for(reply.aread(), timeout=max(seconds_left, 0.001))
     return data.decode("utf-8", errors="replace")
+
+
+def _served_at(headers: Any, sent_at: float, ended: float) -> float | None:
+    """When the endpoint says it began serving the call, if it does and the time is plausible."""
+    try:
+        value = float(headers.get(SERVED_AT_HEADER, ""))
+    except ValueError:
+        return None
+    # Another machine's clock may be off: only a time within the request's own span is believed.
+    return value if sent_at - 1.0 <= value <= ended + 1.0 else None
 
 
 def _status_error(

@@ -19,6 +19,7 @@ from moa_lab._config import Agent
 from moa_lab._errors import CallError, TraceError
 from moa_lab._pricing import call_cost
 from moa_lab._responses import split_reasoning
+from moa_lab._responses import timings as _timings
 from moa_lab._trace import Call, Usage
 
 __all__ = [
@@ -159,6 +160,9 @@ async def make_call(
                 retried_errors=done.errors,
                 retry_waits=done.waits,
                 warnings=done.warnings,
+                sent_at=done.sent_at,
+                served_at=done.served_at,
+                timings=done.timings,
             )
             if cache is not None and stand_in is None:
                 cache.set(
@@ -171,6 +175,7 @@ async def make_call(
                         "served_model": done.served_model,
                         "latency": done.latency,
                         "warnings": list(done.warnings),
+                        "timings": done.timings,
                     },
                 )
     return replace(
@@ -217,4 +222,5 @@ def _cached(value: dict[str, Any] | None) -> dict[str, Any] | None:
         "warnings": tuple(w for w in warnings if isinstance(w, str))
         if isinstance(warnings, list)
         else (),
+        "timings": _timings(value.get("timings")),
     }

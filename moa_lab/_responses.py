@@ -20,7 +20,7 @@ from typing import Any
 from moa_lab._errors import CallError
 from moa_lab._trace import Usage
 
-__all__ = ["Answer", "clean_text", "read_completion", "split_reasoning"]
+__all__ = ["Answer", "clean_text", "read_completion", "split_reasoning", "timings"]
 
 _PREVIEW = 120
 #: Tags reasoning models wrap their thinking in, at the start of ``content``.
@@ -42,6 +42,8 @@ class Answer:
     served_model: str | None
     warnings: tuple[str, ...] = ()
     """What was repaired on the way in (invalid characters replaced)."""
+    timings: dict[str, float] | None = None
+    """The endpoint's own timing (llama.cpp's ``timings`` object), numbers only."""
 
 
 def clean_text(text: str) -> tuple[str, int]:
@@ -219,4 +221,20 @@ def read_completion(status: int, content_type: str, body: str, *, where: str) ->
             f"{came}: an empty answer{after} (finish_reason {finish})", status=status, retryable=True
         )
     served = data.get("model") if isinstance(data.get("model"), str) else None
-    return Answer(text, finish, reasoning, usage, served, warnings)
+    return Answer(text, finish, reasoning, usage, served, warnings, timings(data.get("timings")))
+
+
+def timings(value: Any) -> dict[str, float] | None:
+    """The numbers of an endpoint's ``timings`` object (llama.cpp's), or None."""
+    if not isinstance(value, dict):
+        return None
+    numbers = {
+        k: float(v)
+        for k, v in value.items()
+        if isinstance(k, str)
+        and isinstance(v, (int, float))
+        and not isinstance(v, bool)
+        and v == v
+        and abs(v) != float("inf")
+    }
+    return numbers or None

@@ -11,6 +11,7 @@ import json
 import re
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -427,3 +428,33 @@ def test_the_alpaca_eval_export_leaves_out_failures_and_repeats_and_names_files_
     assert all(r["output"].strip() for r in records)
     assert len(exported.failed) == 2 and len(exported.duplicates) == 1
     assert any("repeated instruction" in w for w in exported.warnings())
+
+
+# -- timing --------------------------------------------------------------------------------------
+def test_a_call_that_waited_for_its_model_records_queue_apart_from_service():
+    from moa_lab.testing import ChatServer, Reply, completion
+
+    lock = threading.Lock()
+
+    def serve(body):
+        with lock:  # one call at a time, as the local model serves them
+            served = time.time()
+            time.sleep(0.3)
+            answer = completion(body["model"], "an answer", prompt_tokens=4, completion_tokens=2)
+            answer["timings"] = {
+                "prompt_n": 4,
+                "prompt_ms": 10.0,
+                "predicted_n": 2,
+                "predicted_ms": 290.0,
+            }
+            return Reply.json(answer, headers={"X-Moa-Lab-Served-At": f"{served:.6f}"})
+
+    with ChatServer(serve) as server:
+        trace = _run(fake_config(server.url, proposers=("a", "b", "c")))
+    calls = sorted(trace.records(1), key=lambda c: c.served_at)
+    for call in calls:
+        assert 0.25 < call.latency < 0.6, call.latency  # service only, never the wait
+        assert call.timings["predicted_ms"] == 290.0 and call.sent_at <= call.served_at
+    assert calls[2].queued > 0.5 > calls[0].queued  # the third waited for the first two
+    saved = Trace.from_dict(json.loads(json.dumps(trace.to_dict())))
+    assert saved[calls[2].id].served_at == calls[2].served_at

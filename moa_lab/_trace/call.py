@@ -144,7 +144,18 @@ class Call:
     served_model: str | None = None
     """The model the endpoint said answered (may differ from ``model``)."""
     latency: float | None = None
-    """Seconds of the attempt that succeeded (for a cache hit: when it was first made)."""
+    """Seconds the endpoint worked on the attempt that succeeded: from when it began serving it (when
+    it says so, as the local model does) or when it was sent, to its answer. Waiting for a slot is
+    not included. For a cache hit: the latency when the call was first made."""
+    sent_at: float | None = None
+    """Unix time (seconds) the attempt that succeeded was sent (after waiting for a free slot)."""
+    served_at: float | None = None
+    """Unix time (seconds) the endpoint began serving it, when the endpoint reports it (the local
+    model does: its calls wait in turn for the model); None otherwise."""
+    timings: Mapping[str, float] | None = None
+    """The endpoint's own timing of the call, llama.cpp's ``timings`` where given: ``prompt_n`` and
+    ``prompt_ms`` (prefill), ``predicted_n`` and ``predicted_ms`` (decode), ``queued_ms``,
+    ``load_ms`` (the model's load, on its first call)."""
     attempts: int = 0
     """HTTP attempts made (0 for a cache hit or a reused answer)."""
     ended_at: float | None = None
@@ -177,6 +188,13 @@ class Call:
         return not self.cache_hit
 
     @property
+    def queued(self) -> float | None:
+        """Seconds between the start of the call and the start of its service (waiting for a slot,
+        and for the model when the endpoint reports it); None when unknown (a cache hit)."""
+        begun = self.served_at if self.served_at is not None else self.sent_at
+        return None if begun is None else max(begun - self.started_at, 0.0)
+
+    @property
     def truncated(self) -> bool:
         """True when the answer was cut off by the token cap (``finish_reason`` is ``length``)."""
         return self.finish_reason == "length"
@@ -207,7 +225,7 @@ class Call:
                 value = value.to_dict() if value is not None else None
             elif spec.name == "messages":
                 value = [dict(m) for m in value]
-            elif spec.name == "params":
+            elif spec.name in ("params", "timings") and value is not None:
                 value = dict(value)
             elif isinstance(value, tuple):
                 value = list(value)
@@ -234,6 +252,13 @@ class Call:
             raise field_error(where, "layer", "a whole number >= 1", data["layer"])
         values["params"] = _mapping(where, "params", data.get("params"))
         values["messages"] = _messages(where, data.get("messages"))
+        timings = data.get("timings")
+        if timings is not None and (
+            not isinstance(timings, Mapping)
+            or not all(isinstance(k, str) and _number(v) for k, v in timings.items())
+        ):
+            raise field_error(where, "timings", "an object of numbers or null", timings)
+        values["timings"] = None if timings is None else dict(timings)
         usage = data.get("usage")
         values["usage"] = None if usage is None else Usage.from_dict(usage, where=where)
         for name in ("retried_errors", "warnings"):
@@ -250,7 +275,19 @@ class Call:
 
 #: Optional fields left out of a node's JSON when they are empty (they exist only in replays,
 #: ranking runs, reasoning models or repaired answers), so the files of ordinary runs keep their shape.
-_OMITTED_WHEN_EMPTY = frozenset({"origin", "lineage", "picked", "reasoning", "retry_waits", "warnings"})
+_OMITTED_WHEN_EMPTY = frozenset(
+    {
+        "origin",
+        "lineage",
+        "picked",
+        "reasoning",
+        "retry_waits",
+        "warnings",
+        "sent_at",
+        "served_at",
+        "timings",
+    }
+)
 #: Fields every node of a trace file has (older files may lack the others).
 _REQUIRED = (
     "role",
@@ -286,6 +323,8 @@ _KINDS = (
     ("cost", "dollars", True),
     ("served_model", "str", True),
     ("latency", "seconds", True),
+    ("sent_at", "seconds", True),
+    ("served_at", "seconds", True),
     ("attempts", "count", False),
     ("ended_at", "seconds", True),
     ("cache_hit", "bool", False),
