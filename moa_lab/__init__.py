@@ -11,33 +11,84 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from moa_lab._backend import Backend, RetryPolicy
-from moa_lab._cache import CallCache
-from moa_lab._compare import CallDiff, Comparison, compare
-from moa_lab._config import Agent, MoAConfig, Price, load_config
-from moa_lab._engine import OnCall, arun, run
-from moa_lab._errors import CacheError, CallError, ConfigError, MoaLabError, RunError, TraceError
-from moa_lab._presets import build_config, preset
-from moa_lab._prompts import AGGREGATE_AND_SYNTHESIZE
-from moa_lab._replay import (
-    AddProposer,
-    AggregatorTemplate,
-    Edit,
-    NodeMessage,
-    NodeParams,
-    Plan,
-    PlannedCall,
-    ProposerTemplate,
-    RemoveProposer,
-    UserPrompt,
-    aplan,
-    areplay,
-    edit_from_dict,
-    lineage,
-    plan,
-    replay,
-)
-from moa_lab._trace import Call, Totals, Trace, Usage
+from typing import TYPE_CHECKING
+
+from moa_lab._lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from moa_lab._backend import Backend, RetryPolicy
+    from moa_lab._cache import CallCache
+    from moa_lab._compare import CallDiff, Comparison, compare
+    from moa_lab._config import Agent, MoAConfig, Price, load_config
+    from moa_lab._engine import OnCall, arun, run
+    from moa_lab._errors import CacheError, CallError, ConfigError, MoaLabError, RunError, TraceError
+    from moa_lab._presets import build_config, preset
+    from moa_lab._prompts import AGGREGATE_AND_SYNTHESIZE
+    from moa_lab._replay import (
+        AddProposer,
+        AggregatorTemplate,
+        Edit,
+        NodeMessage,
+        NodeParams,
+        Plan,
+        PlannedCall,
+        ProposerTemplate,
+        RemoveProposer,
+        UserPrompt,
+        aplan,
+        areplay,
+        edit_from_dict,
+        lineage,
+        plan,
+        replay,
+    )
+    from moa_lab._trace import Call, Totals, Trace, Usage
+
+#: Public name -> the module that defines it (loaded on first use: ``moa-lab --help`` stays fast).
+_HOMES = {
+    "Backend": "_backend",
+    "RetryPolicy": "_backend",
+    "CallCache": "_cache",
+    "CallDiff": "_compare",
+    "Comparison": "_compare",
+    "compare": "_compare",
+    "Agent": "_config",
+    "MoAConfig": "_config",
+    "Price": "_config",
+    "load_config": "_config",
+    "OnCall": "_engine",
+    "arun": "_engine",
+    "run": "_engine",
+    "CacheError": "_errors",
+    "CallError": "_errors",
+    "ConfigError": "_errors",
+    "MoaLabError": "_errors",
+    "RunError": "_errors",
+    "TraceError": "_errors",
+    "build_config": "_presets",
+    "preset": "_presets",
+    "AGGREGATE_AND_SYNTHESIZE": "_prompts",
+    "AddProposer": "_replay",
+    "AggregatorTemplate": "_replay",
+    "Edit": "_replay",
+    "NodeMessage": "_replay",
+    "NodeParams": "_replay",
+    "Plan": "_replay",
+    "PlannedCall": "_replay",
+    "ProposerTemplate": "_replay",
+    "RemoveProposer": "_replay",
+    "UserPrompt": "_replay",
+    "aplan": "_replay",
+    "areplay": "_replay",
+    "edit_from_dict": "_replay",
+    "lineage": "_replay",
+    "plan": "_replay",
+    "replay": "_replay",
+    "Call": "_trace",
+    "Totals": "_trace",
+    "Trace": "_trace",
+    "Usage": "_trace",
+}
 
 __all__ = [
     "AGGREGATE_AND_SYNTHESIZE",
@@ -84,3 +135,5 @@ __all__ = [
     "replay",
     "run",
 ]
+
+__getattr__, __dir__ = lazy_exports(__name__, _HOMES)

@@ -142,3 +142,22 @@ def test_public_functions_say_what_they_return():
         value = getattr(moa_lab, name)
         if inspect.isfunction(value) or inspect.isclass(value):
             assert (value.__doc__ or "").strip(), f"{name} has no docstring"
+
+
+def test_the_command_line_imports_nothing_heavy_until_a_command_needs_it():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, moa_lab.cli\n"
+        "heavy = ('openai', 'networkx', 'pydantic', 'pandas', 'plotly', 'yaml', 'tqdm', 'httpx2')\n"
+        "print(sorted(m for m in heavy if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
+
+
+def test_every_public_name_loads_from_its_home():
+    for name in moa_lab.__all__:
+        assert getattr(moa_lab, name) is not None
+    assert sorted(dir(moa_lab)) == sorted(n for n in moa_lab.__all__ if n != "__version__")

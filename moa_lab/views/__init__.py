@@ -11,9 +11,7 @@ the renderer installed here), and all trace text is escaped before it becomes HT
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import Any
-
+from moa_lab._lazy import lazy_exports
 from moa_lab._trace import set_html_renderer
 from moa_lab.views._html import summary_html
 
@@ -94,16 +92,7 @@ _HOME = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _HOME:
-        raise AttributeError(f"module 'moa_lab.views' has no attribute {name!r}")
-    value = getattr(import_module(f"moa_lab.views.{_HOME[name]}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__ = lazy_exports(__name__, _HOME)
 
 
 set_html_renderer(summary_html)
