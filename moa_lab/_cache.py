@@ -2,8 +2,10 @@
 
 Invariant: keys are tagged SHA-256 hashes of canonical JSON of model, base_url, messages, sampling
 parameters and replicate index (never the API key, timeouts or retry settings); values are JSON
-text, and a value stored any other way (a pickle planted in a shared directory) is refused, never
-loaded.
+objects kept as text inside their database row, never in a file. So a row that names a file, holds
+a pickle or anything but a JSON object was not written by moa_lab: it is a miss with a warning,
+and the file it names is never read nor deleted. A cache folder shared with others reaches
+nothing outside itself.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -67,16 +70,43 @@ def default_cache_dir() -> Path:
     return user_cache_path(CACHE_ENV, "calls")
 
 
+# Settings given here win over those stored in the folder's database, which anyone sharing it can
+# rewrite (an unknown eviction policy would make every call fail).
+_SETTINGS = dict(diskcache.DEFAULT_SETTINGS)
+
+
+class _ForeignRow(Exception):
+    """A row that moa_lab did not write; read as a miss."""
+
+
 class _JSONOnlyDisk(diskcache.Disk):
-    """A diskcache Disk that stores text and refuses to unpickle anything it finds."""
+    """A diskcache Disk that keeps JSON objects inline and never opens or deletes a file."""
+
+    def store(self, value, read, key=diskcache.core.UNKNOWN):
+        # Inline whatever the size (a call's result is a few kB of JSON): no row moa_lab writes
+        # names a file, so any row that does was planted.
+        return 0, diskcache.core.MODE_RAW, None, canonical_json(value)
 
     def fetch(self, mode, filename, value, read):
+        if filename is not None:
+            raise _ForeignRow(f"it names the file {filename!r}")
         if mode == diskcache.core.MODE_PICKLE:
-            raise CacheError(
-                "the cache holds a pickled value, which moa_lab never writes; "
-                "refusing to load it (delete the cache directory if you do not trust it)"
-            )
-        return super().fetch(mode, filename, value, read)
+            raise _ForeignRow("it holds a pickled value")
+        if mode != diskcache.core.MODE_RAW or not isinstance(value, str):
+            raise _ForeignRow(f"it holds a value of mode {mode}, not JSON text")
+        try:
+            result = json.loads(value)
+        except (ValueError, RecursionError):
+            raise _ForeignRow("its text is not JSON") from None
+        if not isinstance(result, dict):
+            raise _ForeignRow("its JSON is not an object")
+        return result
+
+    def remove(self, file_path):
+        # diskcache calls this with a row's filename whenever the row goes (expired, culled,
+        # overwritten, deleted, cleared). moa_lab's rows name no file, so the name is planted, an
+        # absolute or ../ path it must not delete (nor, as diskcache would, its empty parents).
+        return None
 
 
 class CallCache:
@@ -85,7 +115,7 @@ class CallCache:
     def __init__(self, directory: str | Path | None = None):
         self.directory = Path(directory) if directory else default_cache_dir()
         try:
-            self._store = diskcache.Cache(str(self.directory), disk=_JSONOnlyDisk)
+            self._store = diskcache.Cache(str(self.directory), disk=_JSONOnlyDisk, **_SETTINGS)
         except OSError as exc:
             raise CacheError(
                 f"cannot open the cache at {self.directory}: {exc.strerror or exc}; "
@@ -93,17 +123,21 @@ class CallCache:
             ) from None
 
     def get(self, key: str) -> dict[str, Any] | None:
-        """The stored result for a key, or None."""
-        text = self._store.get(key)
-        if text is None:
+        """The stored result for a key, or None (with a warning when the entry is not moa_lab's)."""
+        try:
+            return self._store.get(key)
+        except _ForeignRow as exc:
+            warnings.warn(
+                f"ignoring the cache entry {key} in {self.directory}: moa_lab did not write it "
+                f"({exc}), so the call is sent instead; delete the folder if you do not trust "
+                "everyone who can write to it",
+                stacklevel=2,
+            )
             return None
-        if not isinstance(text, str):
-            raise CacheError(f"the cache entry {key} is not JSON text; delete {self.directory}")
-        return json.loads(text)
 
     def set(self, key: str, value: dict[str, Any]) -> None:
         """Store a result as JSON text."""
-        self._store.set(key, canonical_json(value))
+        self._store.set(key, value)
 
     def __len__(self) -> int:
         return len(self._store)

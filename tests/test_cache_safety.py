@@ -1,0 +1,140 @@
+"""A cache folder shared with others reaches nothing outside itself; a broken one costs no answer.
+
+Rows are planted with sqlite3 straight into ``cache.db``, as anyone who can write the folder could.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pickle
+import re
+import sqlite3
+import time
+from pathlib import Path
+
+import diskcache
+import pytest
+
+import moa_lab
+from moa_lab import CallCache
+from moa_lab.testing import fake_config
+
+MODE_RAW, MODE_TEXT, MODE_PICKLE = (
+    diskcache.core.MODE_RAW,
+    diskcache.core.MODE_TEXT,
+    diskcache.core.MODE_PICKLE,
+)
+
+
+def _run(fake, cache):
+    config = fake_config(fake.url)
+    return moa_lab.run("Why is the sky blue?", config, cache=cache, trace_path=False, progress=False)
+
+
+def _call_keys(fake) -> dict[str, str]:
+    """The cache key of every call of the next run, read from an uncached run's trace."""
+    trace = _run(fake, cache=False)
+    return {node: trace[node].cache_key for node in trace.calls()}
+
+
+def _plant(directory: Path, key: str, *, mode: int, value=None, filename=None, expire_time=None):
+    """Insert one row into the folder's ``cache.db`` behind diskcache's back."""
+    CallCache(directory).close()  # the schema, as moa_lab creates it
+    now = time.time()
+    with contextlib.closing(sqlite3.connect(directory / "cache.db")) as db, db:
+        db.execute(
+            "INSERT INTO Cache (key, raw, store_time, expire_time, access_time, access_count,"
+            " tag, size, mode, filename, value) VALUES (?, 1, ?, ?, ?, 0, NULL, 0, ?, ?, ?)",
+            (key, now, expire_time, now, mode, filename, value),
+        )
+
+
+def _victim(tmp_path: Path) -> Path:
+    victim = tmp_path / "victim" / "deep" / "notes.json"
+    victim.parent.mkdir(parents=True)
+    victim.write_text('{"text": "PLANTED ANSWER"}')
+    return victim
+
+
+@pytest.mark.parametrize("how", ["absolute", "relative"])
+def test_an_expired_planted_row_never_deletes_the_file_it_names(fake, tmp_path, how):
+    shared, victim = tmp_path / "shared", _victim(tmp_path)
+    filename = str(victim) if how == "absolute" else "../victim/deep/notes.json"
+    past = time.time() - 3600
+    _plant(shared, "moa_lab.call.v1:planted", mode=MODE_TEXT, filename=filename, expire_time=past)
+    trace = _run(fake, cache=shared)  # every write culls expired rows
+    assert trace.status == "complete"
+    assert victim.read_text() == '{"text": "PLANTED ANSWER"}'
+
+
+def test_a_planted_row_naming_a_file_outside_is_never_an_answer(fake, tmp_path):
+    keys = _call_keys(fake)
+    sent = len(fake.chat_requests())
+    shared, victim = tmp_path / "shared", _victim(tmp_path)
+    _plant(shared, keys["L1.0"], mode=MODE_TEXT, filename=str(victim))
+    named = re.escape(repr(str(victim)))
+    refused = rf"ignoring the cache entry {keys['L1.0']} .*\(it names the file {named}\)"
+    with pytest.warns(UserWarning, match=refused):
+        trace = _run(fake, cache=shared)
+    assert len(fake.chat_requests()) - sent == len(keys)
+    assert not trace["L1.0"].cache_hit and "PLANTED" not in trace["L1.0"].response
+    assert victim.read_text() == '{"text": "PLANTED ANSWER"}'  # the overwrite deleted nothing
+    cache = CallCache(shared)
+    assert cache.get(keys["L1.0"])["text"] == trace["L1.0"].response  # the real answer replaced it
+    cache.close()
+
+
+class _Mkdir:
+    """Unpickling this makes a folder: proof that a pickle was loaded."""
+
+    def __init__(self, path: Path):
+        self.path = str(path)
+
+    def __reduce__(self):
+        return os.mkdir, (self.path,)
+
+
+def test_a_planted_pickle_is_never_loaded(fake, tmp_path):
+    keys = _call_keys(fake)
+    sent = len(fake.chat_requests())
+    shared, proof = tmp_path / "shared", tmp_path / "unpickled"
+    _plant(shared, keys["L1.0"], mode=MODE_PICKLE, value=pickle.dumps(_Mkdir(proof)))
+    refused = rf"ignoring the cache entry {keys['L1.0']} .*\(it holds a pickled value\)"
+    with pytest.warns(UserWarning, match=refused):
+        trace = _run(fake, cache=shared)
+    assert not proof.exists()
+    assert len(fake.chat_requests()) - sent == len(keys) and trace.status == "complete"
+
+
+@pytest.mark.parametrize(
+    ("mode", "value"),
+    [
+        (7, '{"text": "unknown mode"}'),
+        (MODE_RAW, "not JSON"),
+        (MODE_RAW, b'{"text": "bytes"}'),
+        (MODE_RAW, '["not", "an", "object"]'),
+        (MODE_RAW, "[" * 100_000),
+    ],
+    ids=["unknown-mode", "not-json", "bytes", "not-an-object", "too-deep"],
+)
+def test_a_row_moa_lab_did_not_write_is_a_miss_with_a_warning(fake, tmp_path, mode, value):
+    keys = _call_keys(fake)
+    sent = len(fake.chat_requests())
+    _plant(tmp_path / "shared", keys["L1.0"], mode=mode, value=value)
+    with pytest.warns(UserWarning, match=rf"ignoring the cache entry {keys['L1.0']}"):
+        trace = _run(fake, cache=tmp_path / "shared")
+    assert len(fake.chat_requests()) - sent == len(keys) and trace.status == "complete"
+
+
+def test_values_stay_inline_even_when_planted_settings_ask_for_files(tmp_path):
+    shared = tmp_path / "shared"
+    CallCache(shared).close()
+    with contextlib.closing(sqlite3.connect(shared / "cache.db")) as db, db:
+        db.execute("UPDATE Settings SET value = 0 WHERE key = 'disk_min_file_size'")
+        db.execute("UPDATE Settings SET value = 'bogus' WHERE key = 'eviction_policy'")
+    cache = CallCache(shared)
+    cache.set("k", {"text": "x" * 100_000})  # bigger than diskcache's 32 kB file threshold
+    assert cache.get("k") == {"text": "x" * 100_000}
+    cache.close()
+    assert sorted(p.name for p in shared.iterdir()) == ["cache.db"]
