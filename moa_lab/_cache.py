@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sqlite3
 import warnings
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,7 @@ __all__ = [
 
 CACHE_ENV = "MOA_LAB_CACHE_DIR"
 _KEY_TAG = "moa_lab.call.v1"
+_CHOOSE_ANOTHER = f"choose another folder with --cache-dir or ${CACHE_ENV}"
 
 
 def canonical_json(value: Any) -> str:
@@ -109,18 +111,43 @@ class _JSONOnlyDisk(diskcache.Disk):
         return None
 
 
+def _open_store(directory: Path) -> diskcache.Cache:
+    """The diskcache store in a folder; a CacheError when the folder or its database is unusable."""
+    database = directory / diskcache.core.DBNAME
+    not_a_folder = CacheError(
+        f"the cache folder {directory} is not a folder (it, or a folder above it, is a file); "
+        f"{_CHOOSE_ANOTHER}"
+    )
+    if directory.exists() and not directory.is_dir():
+        raise not_a_folder
+    # sqlite opens the file a link points to and writes there (it makes an empty file a database).
+    if database.is_symlink():
+        raise CacheError(
+            f"{database} is a symbolic link, so the cache would write wherever it points; "
+            f"delete the link or {_CHOOSE_ANOTHER}"
+        )
+    try:
+        return diskcache.Cache(str(directory), disk=_JSONOnlyDisk, **_SETTINGS)
+    except NotADirectoryError:
+        raise not_a_folder from None
+    except (OSError, sqlite3.OperationalError) as exc:
+        raise CacheError(
+            f"cannot open the cache at {directory}: {getattr(exc, 'strerror', None) or exc}; "
+            f"{_CHOOSE_ANOTHER}"
+        ) from None
+    except sqlite3.DatabaseError as exc:
+        raise CacheError(
+            f"the cache database {database} is corrupt ({exc}); "
+            f"delete the folder {directory} or {_CHOOSE_ANOTHER}"
+        ) from None
+
+
 class CallCache:
     """A directory of cached call results, safe to share between runs and processes."""
 
     def __init__(self, directory: str | Path | None = None):
         self.directory = Path(directory) if directory else default_cache_dir()
-        try:
-            self._store = diskcache.Cache(str(self.directory), disk=_JSONOnlyDisk, **_SETTINGS)
-        except OSError as exc:
-            raise CacheError(
-                f"cannot open the cache at {self.directory}: {exc.strerror or exc}; "
-                f"choose another with --cache-dir or ${CACHE_ENV}"
-            ) from None
+        self._store = _open_store(self.directory)
 
     def get(self, key: str) -> dict[str, Any] | None:
         """The stored result for a key, or None (with a warning when the entry is not moa_lab's)."""

@@ -17,7 +17,7 @@ import diskcache
 import pytest
 
 import moa_lab
-from moa_lab import CallCache
+from moa_lab import CacheError, CallCache
 from moa_lab.testing import fake_config
 
 MODE_RAW, MODE_TEXT, MODE_PICKLE = (
@@ -138,3 +138,45 @@ def test_values_stay_inline_even_when_planted_settings_ask_for_files(tmp_path):
     assert cache.get("k") == {"text": "x" * 100_000}
     cache.close()
     assert sorted(p.name for p in shared.iterdir()) == ["cache.db"]
+
+
+def _cli_run(fake, cache_dir):
+    options = ["--base-url", fake.url, "--proposers", "a", "--aggregator", "z", "--quiet"]
+    return ["run", "Hi", *options, "--cache-dir", str(cache_dir)]
+
+
+@pytest.mark.parametrize("where", ["file", "inside-a-file"])
+def test_a_cache_folder_that_is_a_file_is_one_clear_line(fake, tmp_path, cli_fails, where):
+    path = tmp_path / "not-a-folder"
+    path.write_text("hello")
+    folder = path if where == "file" else path / "calls"
+    with pytest.raises(
+        CacheError, match=rf"{re.escape(str(folder))} is not a folder.*--cache-dir"
+    ) as info:
+        _run(fake, cache=folder)
+    assert "\n" not in str(info.value)
+    cli_fails(r"is not a folder.*--cache-dir", _cli_run(fake, folder))
+    assert not fake.chat_requests() and path.read_text() == "hello"
+
+
+def test_a_corrupt_cache_database_is_one_clear_line(fake, tmp_path, cli_fails):
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    (shared / "cache.db").write_bytes(b"this is not sqlite " * 512)
+    with pytest.raises(
+        CacheError, match=rf"{re.escape(str(shared))}.* is corrupt.*delete the folder"
+    ) as info:
+        _run(fake, cache=shared)
+    assert "\n" not in str(info.value)
+    cli_fails(rf"{re.escape(str(shared))}.* is corrupt", _cli_run(fake, shared))
+    assert not fake.chat_requests()
+
+
+def test_a_database_that_links_outside_the_folder_is_refused(fake, tmp_path):
+    shared, outside = tmp_path / "shared", tmp_path / "someone-elses-file"
+    shared.mkdir()
+    outside.write_bytes(b"")  # sqlite would happily turn an empty file into a database
+    (shared / "cache.db").symlink_to(outside)
+    with pytest.raises(CacheError, match="symbolic link"):
+        _run(fake, cache=shared)
+    assert outside.read_bytes() == b""
