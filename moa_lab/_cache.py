@@ -5,7 +5,7 @@ parameters and replicate index (never the API key, timeouts or retry settings); 
 objects kept as text inside their database row, never in a file. So a row that names a file, holds
 a pickle or anything but a JSON object was not written by moa_lab: it is a miss with a warning,
 and the file it names is never read nor deleted. A cache folder shared with others reaches
-nothing outside itself.
+nothing outside itself. A cache that cannot be written costs a warning, never an answer.
 """
 
 from __future__ import annotations
@@ -36,6 +36,9 @@ __all__ = [
 CACHE_ENV = "MOA_LAB_CACHE_DIR"
 _KEY_TAG = "moa_lab.call.v1"
 _CHOOSE_ANOTHER = f"choose another folder with --cache-dir or ${CACHE_ENV}"
+# What a cache that cannot be read or written raises: sqlite (full, read-only, locked, broken), the
+# OS (no space, no permission) or diskcache (locked too long).
+_STORE_ERRORS = (sqlite3.Error, OSError, diskcache.Timeout)
 
 
 def canonical_json(value: Any) -> str:
@@ -81,6 +84,8 @@ class _ForeignRow(Exception):
     """A row that moa_lab did not write; read as a miss."""
 
 
+# diskcache uses a row's filename in Disk.fetch (reads it), Disk.remove (deletes it and its empty
+# parents) and Cache.check (never called here); only Disk.store makes one, through Disk.filename.
 class _JSONOnlyDisk(diskcache.Disk):
     """A diskcache Disk that keeps JSON objects inline and never opens or deletes a file."""
 
@@ -111,8 +116,39 @@ class _JSONOnlyDisk(diskcache.Disk):
         return None
 
 
-def _open_store(directory: Path) -> diskcache.Cache:
-    """The diskcache store in a folder; a CacheError when the folder or its database is unusable."""
+class _Unusable:
+    """Stands in for a store that could not be opened: every lookup misses, every write fails."""
+
+    def __init__(self, reason: str):
+        self.reason = reason
+
+    def get(self, key: str) -> None:
+        return None
+
+    def set(self, key: str, value: dict[str, Any]) -> None:
+        raise OSError(self.reason)
+
+    def __len__(self) -> int:
+        return 0
+
+    def clear(self) -> None:
+        return None
+
+    def close(self) -> None:
+        return None
+
+
+def _reason(exc: BaseException) -> str:
+    """Why a store operation failed, in the words of the OS or sqlite."""
+    return getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+
+
+def _open_store(directory: Path) -> diskcache.Cache | _Unusable:
+    """The diskcache store in a folder: a CacheError if misplaced or corrupt, a warning if unwritable.
+
+    A folder that cannot be written (read-only, full, locked) still lets a run make its calls, which
+    are simply not cached; a file or a corrupt database in its place must be fixed first.
+    """
     database = directory / diskcache.core.DBNAME
     not_a_folder = CacheError(
         f"the cache folder {directory} is not a folder (it, or a folder above it, is a file); "
@@ -130,11 +166,13 @@ def _open_store(directory: Path) -> diskcache.Cache:
         return diskcache.Cache(str(directory), disk=_JSONOnlyDisk, **_SETTINGS)
     except NotADirectoryError:
         raise not_a_folder from None
-    except (OSError, sqlite3.OperationalError) as exc:
-        raise CacheError(
-            f"cannot open the cache at {directory}: {getattr(exc, 'strerror', None) or exc}; "
-            f"{_CHOOSE_ANOTHER}"
-        ) from None
+    except (OSError, sqlite3.OperationalError, diskcache.Timeout) as exc:
+        warnings.warn(
+            f"cannot use the cache at {directory} ({_reason(exc)}); calls are sent and not cached: "
+            f"make the folder writable or {_CHOOSE_ANOTHER}",
+            stacklevel=3,
+        )
+        return _Unusable(_reason(exc))
     except sqlite3.DatabaseError as exc:
         raise CacheError(
             f"the cache database {database} is corrupt ({exc}); "
@@ -143,10 +181,17 @@ def _open_store(directory: Path) -> diskcache.Cache:
 
 
 class CallCache:
-    """A directory of cached call results, safe to share between runs and processes."""
+    """A directory of cached call results, safe to share between runs, processes and people."""
+
+    write_errors: int
+    """How many results could not be stored (full disk, read-only folder); each was warned about."""
+    last_write_error: str | None
+    """Why the last of those writes failed, in the words of the OS or sqlite."""
 
     def __init__(self, directory: str | Path | None = None):
         self.directory = Path(directory) if directory else default_cache_dir()
+        self.write_errors = 0
+        self.last_write_error = None
         self._store = _open_store(self.directory)
 
     def get(self, key: str) -> dict[str, Any] | None:
@@ -160,18 +205,41 @@ class CallCache:
                 "everyone who can write to it",
                 stacklevel=2,
             )
-            return None
+        except _STORE_ERRORS as exc:
+            # A miss, not an error: raising mid-run would throw away the answers already paid for.
+            warnings.warn(
+                f"cannot read the cache at {self.directory} ({_reason(exc)}), so the call is sent "
+                f"instead; if this persists, delete the folder or {_CHOOSE_ANOTHER}",
+                stacklevel=2,
+            )
+        return None
 
     def set(self, key: str, value: dict[str, Any]) -> None:
-        """Store a result as JSON text."""
-        self._store.set(key, value)
+        """Store a result; a failed write (full disk, read-only folder) is counted and warned about."""
+        try:
+            self._store.set(key, value)
+        except _STORE_ERRORS as exc:
+            self.write_errors += 1
+            self.last_write_error = _reason(exc)
+            warnings.warn(
+                f"cannot write to the cache at {self.directory} ({self.last_write_error}); the "
+                f"answer is kept in the trace but not cached: free some space, make the folder "
+                f"writable or {_CHOOSE_ANOTHER}",
+                stacklevel=2,
+            )
 
     def __len__(self) -> int:
-        return len(self._store)
+        try:
+            return len(self._store)
+        except _STORE_ERRORS as exc:
+            raise self._broken("count the entries of", exc) from None
 
     def clear(self) -> None:
         """Remove every entry."""
-        self._store.clear()
+        try:
+            self._store.clear()
+        except _STORE_ERRORS as exc:
+            raise self._broken("clear", exc) from None
 
     def close(self) -> None:
         """Release the cache's files."""
@@ -179,6 +247,13 @@ class CallCache:
 
     def __repr__(self) -> str:
         return f"CallCache({str(self.directory)!r}, entries={len(self)})"
+
+    def _broken(self, action: str, exc: BaseException) -> CacheError:
+        """The one-line error for an operation the user asked for that the store could not do."""
+        return CacheError(
+            f"cannot {action} the cache at {self.directory} ({_reason(exc)}); "
+            f"delete the folder or {_CHOOSE_ANOTHER}"
+        )
 
 
 def open_cache(cache: CallCache | str | Path | bool | None) -> tuple[CallCache | None, bool]:

@@ -6,6 +6,7 @@ Rows are planted with sqlite3 straight into ``cache.db``, as anyone who can writ
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import pickle
 import re
@@ -180,3 +181,55 @@ def test_a_database_that_links_outside_the_folder_is_refused(fake, tmp_path):
     with pytest.raises(CacheError, match="symbolic link"):
         _run(fake, cache=shared)
     assert outside.read_bytes() == b""
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [sqlite3.OperationalError("database or disk is full"), OSError(errno.ENOSPC, "No space left")],
+    ids=["sqlite-full", "enospc"],
+)
+def test_a_failing_write_costs_a_warning_not_an_answer(fake, tmp_path, monkeypatch, failure):
+    def fail(*args, **kwargs):
+        raise failure
+
+    monkeypatch.setattr(diskcache.Cache, "set", fail)
+    cache = CallCache(tmp_path / "shared")
+    with pytest.warns(UserWarning, match=r"cannot write to the cache .*not cached"):
+        trace = _run(fake, cache=cache)
+    assert trace.status == "complete" and all(trace[n].response for n in trace.calls())
+    assert len(fake.chat_requests()) == len(trace.calls()) == cache.write_errors
+    assert str(failure.args[-1]) in cache.last_write_error
+    cache.close()
+
+
+def test_a_cache_folder_that_cannot_be_written_costs_a_warning(fake, tmp_path, monkeypatch):
+    # What diskcache raises in a read-only folder (the tests run as root, which chmod cannot stop).
+    def read_only(*args, **kwargs):
+        raise sqlite3.OperationalError("attempt to write a readonly database")
+
+    monkeypatch.setattr(diskcache.Cache, "__init__", read_only)
+    with pytest.warns(UserWarning) as caught:
+        trace = _run(fake, cache=tmp_path / "read-only")
+    assert trace.status == "complete" and all(trace[n].response for n in trace.calls())
+    assert len(fake.chat_requests()) == len(trace.calls())
+    said = [str(warning.message) for warning in caught]
+    assert re.match(r"cannot use the cache at .*\(attempt to write a readonly .*--cache-dir", said[0])
+    assert all(message.startswith("cannot write to the cache at") for message in said[1:])
+
+
+def test_a_database_broken_after_opening_is_a_miss_and_a_counted_write(tmp_path):
+    cache = CallCache(tmp_path / "shared")
+    cache.set("k", {"text": "hi"})
+    with contextlib.closing(sqlite3.connect(tmp_path / "shared" / "cache.db")) as db, db:
+        db.execute("DROP TABLE Cache")
+        db.execute("DROP TABLE Settings")
+    with pytest.warns(UserWarning, match=r"cannot read the cache .*no such table"):
+        assert cache.get("k") is None
+    with pytest.warns(UserWarning, match=r"cannot write to the cache .*no such table"):
+        cache.set("k", {"text": "hi"})
+    assert cache.write_errors == 1
+    with pytest.raises(CacheError, match=r"cannot clear the cache .*no such table"):
+        cache.clear()
+    with pytest.raises(CacheError, match=r"cannot count the entries of the cache .*no such table"):
+        len(cache)
+    cache.close()
