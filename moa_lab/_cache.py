@@ -80,6 +80,18 @@ def default_cache_dir() -> Path:
 _SETTINGS = dict(diskcache.DEFAULT_SETTINGS)
 
 
+class _Store(diskcache.Cache):
+    """A diskcache Cache that runs no sqlite pragma but those moa_lab sets."""
+
+    def reset(self, key, value=diskcache.ENOVAL, update=True):
+        # diskcache runs "PRAGMA <name> = <value>" for every sqlite_ setting in the database, on
+        # each connection; a planted one such as temp_store_directory would have sqlite write its
+        # temporary files in any folder.
+        if key.startswith("sqlite_") and key not in _SETTINGS:
+            return value
+        return super().reset(key, value, update)
+
+
 class _ForeignRow(Exception):
     """A row that moa_lab did not write; read as a miss."""
 
@@ -143,7 +155,7 @@ def _reason(exc: BaseException) -> str:
     return getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
 
 
-def _open_store(directory: Path) -> diskcache.Cache | _Unusable:
+def _open_store(directory: Path) -> _Store | _Unusable:
     """The diskcache store in a folder: a CacheError if misplaced or corrupt, a warning if unwritable.
 
     A folder that cannot be written (read-only, full, locked) still lets a run make its calls, which
@@ -163,7 +175,7 @@ def _open_store(directory: Path) -> diskcache.Cache | _Unusable:
             f"delete the link or {_CHOOSE_ANOTHER}"
         )
     try:
-        return diskcache.Cache(str(directory), disk=_JSONOnlyDisk, **_SETTINGS)
+        return _Store(str(directory), disk=_JSONOnlyDisk, **_SETTINGS)
     except NotADirectoryError:
         raise not_a_folder from None
     except (OSError, sqlite3.OperationalError, diskcache.Timeout) as exc:

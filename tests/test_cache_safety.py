@@ -12,6 +12,7 @@ import pickle
 import re
 import sqlite3
 import time
+import warnings
 from pathlib import Path
 
 import diskcache
@@ -139,6 +140,20 @@ def test_values_stay_inline_even_when_planted_settings_ask_for_files(tmp_path):
     assert cache.get("k") == {"text": "x" * 100_000}
     cache.close()
     assert sorted(p.name for p in shared.iterdir()) == ["cache.db"]
+
+
+def test_a_planted_sqlite_setting_is_not_run(tmp_path):
+    shared, elsewhere = tmp_path / "shared", tmp_path / "temporary-files-go-here"
+    CallCache(shared).close()
+    with contextlib.closing(sqlite3.connect(shared / "cache.db")) as db, db:
+        pragma = ("sqlite_temp_store_directory", f"'{elsewhere}'")
+        db.execute("INSERT INTO Settings (key, value) VALUES (?, ?)", pragma)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # run, the pragma fails (no such folder) and spoils the cache
+        cache = CallCache(shared)
+        cache.set("k", {"text": "hi"})
+        assert cache.get("k") == {"text": "hi"}
+    cache.close()
 
 
 def _cli_run(fake, cache_dir):
