@@ -334,3 +334,23 @@ def test_a_crafted_run_id_never_names_a_file_outside_the_folder(tmp_path):
     data["graph"]["run_id"] = "../../outside"
     with pytest.raises(TraceError, match="run_id"):
         Trace.from_dict(data)
+
+
+def test_a_cache_that_cannot_be_written_is_one_warning_line_and_the_run_goes_on(
+    fake, tmp_path, capsys, monkeypatch
+):
+    import sqlite3
+
+    import diskcache
+
+    def full(self, *args, **kwargs):
+        raise sqlite3.OperationalError("database or disk is full")
+
+    monkeypatch.setattr(diskcache.Cache, "set", full)
+    out = tmp_path / "t.json"
+    argv = ["run", "Hi", "--base-url", fake.url, "--proposers", "a,b", "--aggregator", "z", "--quiet"]
+    assert main([*argv, "--cache-dir", str(tmp_path / "c"), "--trace-out", str(out)]) == 0
+    err = capsys.readouterr().err
+    warnings = [line for line in err.splitlines() if "warning" in line]
+    assert warnings and all(line.startswith("moa-lab: warning: ") for line in warnings)
+    assert "database or disk is full" in err and len(Trace.load(out)) == 3

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import warnings
 from collections.abc import Sequence
 
 from moa_lab.cli import approve, experiment, local_model, replay, run, show, view
@@ -39,8 +40,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     from moa_lab._text import terminal_safe
 
     args = _parser().parse_args(argv)
+
+    def one_line(message: object, *_: object, **__: object) -> None:
+        print(terminal_safe(f"moa-lab: warning: {message}"), file=sys.stderr)
+
     try:
-        return args.handler(args)
+        with warnings.catch_warnings():
+            warnings.showwarning = one_line  # a cache that cannot be written, and the like
+            return args.handler(args)
     except RunError as exc:
         path = getattr(exc.trace, "path", None)
         kept = f" (the trace keeps the finished calls: {path})" if path else ""
