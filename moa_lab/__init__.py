@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from moa_lab._cache import CallCache
     from moa_lab._compare import CallDiff, Comparison, compare
     from moa_lab._config import Agent, MoAConfig, Price, load_config
-    from moa_lab._engine import OnCall, arun, run
+    from moa_lab._engine import OnCall
     from moa_lab._errors import CacheError, CallError, ConfigError, MoaLabError, RunError, TraceError
     from moa_lab._presets import build_config, preset
     from moa_lab._prompts import AGGREGATE_AND_SYNTHESIZE
@@ -42,6 +42,7 @@ if TYPE_CHECKING:
         plan,
         replay,
     )
+    from moa_lab._run import arun, run
     from moa_lab._trace import Call, Totals, Trace, Usage
 
 #: Public name -> the module that defines it (loaded on first use: ``moa-lab --help`` stays fast).
@@ -57,8 +58,8 @@ _HOMES = {
     "Price": "_config",
     "load_config": "_config",
     "OnCall": "_engine",
-    "arun": "_engine",
-    "run": "_engine",
+    "arun": "_run",
+    "run": "_run",
     "CacheError": "_errors",
     "CallError": "_errors",
     "ConfigError": "_errors",

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 from urllib.parse import urlparse
 
 import yaml
@@ -30,6 +30,7 @@ __all__ = [
     "Agent",
     "MoAConfig",
     "Price",
+    "RunSettings",
     "load_config",
     "one_line",
 ]
@@ -141,10 +142,64 @@ class Agent(BaseModel):
         return {k: v for k, v in chosen.items() if v is not None} | dict(self.extra)
 
 
-class MoAConfig(BaseModel):
-    """A Mixture-of-Agents: L-1 layers of proposers, then one aggregator in layer L."""
+class RunSettings(BaseModel):
+    """What every run has, whatever its strategy: call limits, prices and how references read.
+
+    Each strategy's config (``MoAConfig``, ``DebateConfig``, ``ToTConfig``, ``StrategyConfig``)
+    extends it with its agents and shape.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
+    #: The name a trace records for the strategy (``config["strategy"]``); MoA's is left out.
+    strategy: ClassVar[str] = ""
+    include_reasoning: bool = False
+    """Whether later calls read each reference's reasoning (as ``<think>...</think>`` before its
+    answer). Off by default: the paper passes answers only; turn it on to study how thinking spreads."""
+    max_concurrency: int = Field(default=16, gt=0)
+    """Cap on calls in flight at once, across the whole run."""
+    timeout: float = Field(default=120.0, gt=0)
+    """Seconds one attempt may take in all (a deadline, not a limit per socket read) before it is
+    abandoned and retried."""
+    max_retries: int = Field(default=4, ge=0)
+    """Retries of a call after 429, 5xx, connection errors and timeouts."""
+    backoff: float = Field(default=0.5, ge=0)
+    """First retry delay in seconds; doubled each retry, with jitter, capped by ``backoff_max``."""
+    backoff_max: float = Field(default=30.0, ge=0)
+    """Longest delay between retries (a server's Retry-After is honoured up to this)."""
+    prices: dict[str, Price] = Field(default_factory=dict)
+    """Per-model prices that override the built-in table."""
+
+    @property
+    def layers(self) -> int:
+        """How deep the run's calls go (MoA's layers, debate's rounds, a search's steps)."""
+        raise NotImplementedError
+
+    def agents(self) -> list[Agent]:
+        """Every agent the run may call (each must have its key and endpoint ready)."""
+        raise NotImplementedError
+
+    def expected_calls(self) -> int | None:
+        """How many calls a run makes, when that is known before it starts (for progress)."""
+        return None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready data (``layers`` included for readers, ``strategy`` naming the kind)."""
+        named = {"strategy": self.strategy} if self.strategy else {}
+        return {**named, "layers": self.layers, **self.model_dump(mode="json")}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], *, source: str = "config") -> Any:
+        """Validate plain data; any problem raises ConfigError with one line naming the field."""
+        data = {k: v for k, v in data.items() if k != "strategy" or not cls.strategy}
+        try:
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            raise ConfigError(one_line(exc, source)) from None
+
+
+class MoAConfig(RunSettings):
+    """A Mixture-of-Agents: L-1 layers of proposers, then one aggregator in layer L."""
+
     proposers: list[list[Agent]]
     """Proposers per layer. A flat list is repeated in every proposer layer (``layers - 1`` times);
     an empty list (``layers: 1``) leaves the aggregator to answer the user alone."""
@@ -160,26 +215,10 @@ class MoAConfig(BaseModel):
     """Shuffle the order of references each call sees (reproducibly, by ``shuffle_seed``)."""
     shuffle_seed: int = 0
     """Seed of the reference shuffle."""
-    include_reasoning: bool = False
-    """Whether later calls read each reference's reasoning (as ``<think>...</think>`` before its
-    answer). Off by default: the paper passes answers only; turn it on to study how thinking spreads."""
     include_own_previous: bool = True
     """Whether a proposer of layer i > 1 sees its own answer of layer i-1 among the references."""
     on_proposer_error: Literal["drop", "fail"] = "drop"
     """A proposer that fails for good is dropped (the run goes on) or fails the run."""
-    max_concurrency: int = Field(default=16, gt=0)
-    """Cap on calls in flight at once, across the whole run."""
-    timeout: float = Field(default=120.0, gt=0)
-    """Seconds one attempt may take in all (a deadline, not a limit per socket read) before it is
-    abandoned and retried."""
-    max_retries: int = Field(default=4, ge=0)
-    """Retries of a call after 429, 5xx, connection errors and timeouts."""
-    backoff: float = Field(default=0.5, ge=0)
-    """First retry delay in seconds; doubled each retry, with jitter, capped by ``backoff_max``."""
-    backoff_max: float = Field(default=30.0, ge=0)
-    """Longest delay between retries (a server's Retry-After is honoured up to this)."""
-    prices: dict[str, Price] = Field(default_factory=dict)
-    """Per-model prices that override the built-in table."""
 
     @model_validator(mode="before")
     @classmethod
@@ -250,23 +289,15 @@ class MoAConfig(BaseModel):
         """Every agent of the run, proposers layer by layer, then the aggregator."""
         return [agent for layer in self.proposers for agent in layer] + [self.aggregator]
 
+    def expected_calls(self) -> int:
+        """One call per agent."""
+        return len(self.agents())
+
     def template_for(self, layer: int) -> str:
         """The reference template used by calls of this (1-based) layer > 1."""
         if layer >= self.layers:
             return self.aggregator_template
         return self.proposer_template or self.aggregator_template
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-ready data (``layers`` included for readers)."""
-        return {"layers": self.layers, **self.model_dump(mode="json")}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any], *, source: str = "config") -> MoAConfig:
-        """Validate plain data; any problem raises ConfigError with one line naming the field."""
-        try:
-            return cls.model_validate(data)
-        except ValidationError as exc:
-            raise ConfigError(one_line(exc, source)) from None
 
 
 def one_line(exc: ValidationError, source: str) -> str:

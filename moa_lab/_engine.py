@@ -1,4 +1,4 @@
-"""The Mixture-of-Agents engine: runs the layers, records every call into a Trace as it finishes.
+"""The engine: the state of one run and its one call primitive, which every strategy builds on.
 
 Layer 1 proposers see the user's messages; every later call sees them plus a system prompt made of a
 template and the numbered responses of the layer before. The proposers of a layer run concurrently.
@@ -27,39 +27,21 @@ from tqdm.auto import tqdm
 
 from moa_lab import __version__
 from moa_lab._backend import Backend, Completion, RetryPolicy
-from moa_lab._cache import CallCache, call_key, open_cache
-from moa_lab._calls import call_identity, check_ready, first_replicate, make_call, new_call
+from moa_lab._cache import CallCache, call_key
+from moa_lab._calls import call_identity, first_replicate, make_call, new_call
 from moa_lab._config import Agent, MoAConfig
-from moa_lab._errors import RunError
 from moa_lab._moa import layered_mixture
-from moa_lab._presets import preset
 from moa_lab._pricing import call_cost
 from moa_lab._prompts import with_references
-from moa_lab._sync import blocking
 from moa_lab._trace import (
     Call,
     Trace,
-    default_trace_path,
     describe_os_error,
     new_graph,
-    new_run_id,
     node_id,
-    prompt_text,
-    user_messages,
 )
 
-__all__ = [
-    "DEFAULT_PRESET",
-    "OnCall",
-    "ReplayBasis",
-    "StandIn",
-    "arun",
-    "execute_run",
-    "run",
-]
-
-#: The preset used when no config is given.
-DEFAULT_PRESET = "local"
+__all__ = ["OnCall", "ReplayBasis", "RunState", "StandIn"]
 
 #: Called as ``on_call(trace, node_id)`` each time a call finishes.
 OnCall = Callable[[Trace, str], None]
@@ -80,6 +62,9 @@ class ReplayBasis:
     """New node ids whose own inputs an edit changed (recorded as ``edited``, not ``recomputed``)."""
     node_messages: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     """New node id -> ``{"system": ..., "user": ...}`` that replace that node's messages."""
+    node_agents: Mapping[str, Agent] = field(default_factory=dict)
+    """New node id -> the agent that node is called with instead (strategies other than MoA, whose
+    edits change the config itself)."""
     attrs: Mapping[str, Any] = field(default_factory=dict)
     """Extra graph attributes of the new trace (its lineage)."""
 
@@ -130,8 +115,8 @@ class RunState:
                 self.replicas[call_identity(source_call)].add(source_call.replicate)
         self.trace = Trace(graph)
         self.bar = tqdm(
-            total=len(config.agents()),
-            desc="MoA",
+            total=config.expected_calls(),
+            desc=config.strategy or "MoA",
             unit="call",
             file=sys.stderr,
             disable=not progress,
@@ -145,8 +130,8 @@ class RunState:
             return f"<think>\n{call.reasoning.strip()}\n</think>\n{answer}"
         return answer
 
-    def messages_for(self, name: str, layer: int, references: list[str]) -> list[dict[str, Any]]:
-        """The messages call ``name`` sends: the user's, the references, then any per-node edits."""
+    def messages_for(self, name: str, layer: int, references: Sequence[str]) -> list[dict[str, Any]]:
+        """The messages a MoA call sends: the user's, the references, then any per-node edits."""
         responses = [self.reference_text(self.trace.call(n)) for n in references]
         edits = self.node_messages.get(name, {})
         messages = [dict(m) for m in self.messages]
@@ -161,11 +146,35 @@ class RunState:
             return with_references(messages, self.config.template_for(layer), responses)
         return messages
 
+    def edited_messages(self, name: str, messages: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+        """A strategy's own messages for call ``name`` with a replay's edits of that node applied:
+        ``system`` replaces (or adds) the system message, ``user`` the last user message."""
+        out = [dict(m) for m in messages]
+        edits = self.node_messages.get(name, {})
+        if "user" in edits:
+            last = max((i for i, m in enumerate(out) if m["role"] == "user"), default=None)
+            if last is not None:
+                out[last]["content"] = edits["user"]
+        if "system" in edits:
+            if out and out[0]["role"] == "system":
+                out[0]["content"] = edits["system"]
+            else:
+                out.insert(0, {"role": "system", "content": edits["system"]})
+        return out
+
+    def origin_of(self, name: str) -> str | None:
+        """The source node a replay's call ``name`` stands for (by layout for MoA, else by id)."""
+        if self.basis is None:
+            return None
+        if name in self.basis.origins:
+            return self.basis.origins[name]
+        return name if name in self.basis.source else None
+
     def reusable(self, name: str, references: list[str], identity: str) -> Call | None:
         """The source call a replay may take this call's answer from, if the request is unchanged."""
         if self.basis is None:
             return None
-        origin = self.basis.origins.get(name)
+        origin = self.origin_of(name)
         if origin is None or origin not in self.basis.source:
             return None
         if any(not self.trace.call(n).reused for n in references):
@@ -182,10 +191,34 @@ class RunState:
         taken.add(replicate)
         return replicate
 
-    async def call(self, layer: int, index: int, agent: Agent, references: list[str], role: str) -> str:
-        """Run one call (or reuse a source node or cache entry); record it as ``L<layer>.<index>``."""
-        name = node_id(layer, index)
-        messages = self.messages_for(name, layer, references)
+    async def call(
+        self,
+        agent: Agent,
+        *,
+        role: str,
+        layer: int,
+        index: int,
+        references: Sequence[str] = (),
+        messages: Sequence[dict[str, Any]] | None = None,
+        id: str | None = None,
+        annotations: Mapping[str, Any] | None = None,
+    ) -> Call:
+        """Make one call of the run (or reuse a replay's source node, or a cache entry) and record it.
+
+        The seam every strategy builds on: ``layer`` is the call's depth in the run's DAG, ``index``
+        its place at that depth, ``references`` the calls whose answers its prompt contains (they
+        become the edges into it), ``messages`` what it sends (None: the MoA template with the
+        references' answers), ``id`` its node id (default ``L<layer>.<index>``). Returns the recorded
+        ``Call``; a failure is on ``call.error``, never raised.
+        """
+        name = id or node_id(layer, index)
+        if self.basis is not None and name in self.basis.node_agents:
+            agent = self.basis.node_agents[name]
+        if messages is None:
+            messages = self.messages_for(name, layer, references)
+        else:
+            messages = self.edited_messages(name, messages)
+        references = list(references)
         identity = call_key(
             model=agent.model, base_url=agent.base_url, messages=messages, params=agent.params()
         )
@@ -198,10 +231,13 @@ class RunState:
             call = replace(
                 new_call(agent, messages, replicate, **place),
                 response=reused.response,
+                reasoning=reused.reasoning,
                 finish_reason=reused.finish_reason,
                 usage=reused.usage,
                 served_model=reused.served_model,
                 latency=reused.latency,
+                timings=reused.timings,
+                warnings=reused.warnings,
                 error=reused.error,
                 cache_hit=True,
                 cost=call_cost(agent.model, reused.usage, self.config.prices),
@@ -222,9 +258,11 @@ class RunState:
             lineage = "edited" if name in self.basis.edited else "recomputed"
             call = replace(
                 call,
-                origin=self.basis.origins.get(name),
+                origin=self.origin_of(name),
                 lineage="reused" if reused is not None else lineage,
             )
+        if annotations is not None:
+            call = replace(call, annotations=dict(annotations))
         self.trace.add_call(call, references)
         if self.trace_path is not None and self.write_error is None:
             try:
@@ -235,7 +273,7 @@ class RunState:
         self.bar.update(1)
         if self.on_call is not None:
             self.on_call(self.trace, name)
-        return name
+        return call
 
     async def execute(self) -> Trace:
         """Run the strategy's calls; record the final answer it gives."""
@@ -276,119 +314,4 @@ def _unsaved(trace: Trace, path: Path, exc: OSError) -> str:
     return (
         f"the trace could not be written to {path} ({describe_os_error(exc, path)}): of {calls} "
         f"finished calls {held}; the rest are in memory only"
-    )
-
-
-async def arun(
-    prompt: str | Sequence[dict[str, Any]],
-    config: MoAConfig | str | None = None,
-    *,
-    cache: CallCache | str | Path | bool = True,
-    trace_path: str | Path | bool = True,
-    progress: bool = True,
-    sample: int = 0,
-    on_call: OnCall | None = None,
-    backend: Backend | None = None,
-) -> Trace:
-    """Run a Mixture-of-Agents on a prompt and return its trace (await it in a notebook).
-
-    ``config`` is a MoAConfig or a preset name. ``cache`` is True (the default directory), False,
-    a directory or a CallCache. ``trace_path`` is True (``traces/<time>-<slug>.json``), False (keep
-    it in memory only) or a path. ``sample`` makes the n-th independent sample of the same run.
-    ``backend`` shares one Backend (its HTTP clients and its cap on calls in flight) across runs.
-    """
-    config = preset(config or DEFAULT_PRESET) if not isinstance(config, MoAConfig) else config
-    messages = user_messages(prompt)
-    run_id = new_run_id()
-    if trace_path is True:
-        path: Path | None = default_trace_path(prompt_text(messages), run_id)
-    else:
-        path = Path(trace_path) if trace_path else None
-    return await execute_run(
-        messages,
-        config,
-        cache=cache,
-        trace_path=path,
-        exclusive=trace_path is True,
-        progress=progress,
-        sample=sample,
-        on_call=on_call,
-        backend=backend,
-        run_id=run_id,
-    )
-
-
-async def execute_run(
-    messages: list[dict[str, Any]],
-    config: MoAConfig,
-    *,
-    cache: CallCache | str | Path | bool,
-    trace_path: Path | None,
-    exclusive: bool = False,
-    allow_hosts: Sequence[str] = (),
-    **options: Any,
-) -> Trace:
-    """The one way a run happens (``arun`` and replays): execute, then finish the trace.
-
-    ``options`` are those of ``RunState``: with ``basis`` unchanged calls are reused from a source
-    trace; with ``stand_in`` nothing is sent and no cache entry is written (a dry run); ``check``
-    lists the agents whose endpoint and key must be ready before the first call (default: every
-    agent of the config); ``backend`` is shared with other runs. ``exclusive`` creates the trace
-    file only if nothing is at ``trace_path`` yet (names moa_lab chose). A replay (a ``basis``)
-    sends a key only to a host the user approved or named in ``allow_hosts``.
-
-    Nothing is written before every key and endpoint is ready, so a run that fails its pre-flight
-    check leaves the file at ``trace_path`` as it was.
-    """
-    store, owned = open_cache(cache)
-    state = RunState(messages, config, cache=store, trace_path=trace_path, **options)
-    state.owns_cache = owned
-    try:
-        if state.stand_in is None:  # a dry run sends nothing, so it needs no key or endpoint
-            check_ready(state.check, record_keys=state.basis is None, allow_hosts=allow_hosts)
-        if trace_path is not None:
-            state.trace.start_journal(trace_path, exclusive=exclusive)
-    except BaseException:
-        await state.close()
-        raise
-    try:
-        trace = await state.execute()
-    except RunError as exc:
-        await state.finish("failed")
-        exc.trace = state.trace
-        raise
-    except BaseException:
-        await state.finish("failed")
-        raise
-    await state.finish("complete")
-    return trace
-
-
-def run(
-    prompt: str | Sequence[dict[str, Any]],
-    config: MoAConfig | str | None = None,
-    *,
-    cache: CallCache | str | Path | bool = True,
-    trace_path: str | Path | bool = True,
-    progress: bool = True,
-    sample: int = 0,
-    on_call: OnCall | None = None,
-    backend: Backend | None = None,
-) -> Trace:
-    """Blocking ``arun`` for scripts; also works inside a running event loop (Jupyter).
-
-    Returns the finished trace; raises ``ConfigError`` before anything is sent (a bad config, a
-    missing key) and ``RunError`` when the run cannot finish (its ``trace`` keeps the calls made).
-    """
-    return blocking(
-        arun(
-            prompt,
-            config,
-            cache=cache,
-            trace_path=trace_path,
-            progress=progress,
-            sample=sample,
-            on_call=on_call,
-            backend=backend,
-        )
     )

@@ -48,12 +48,19 @@ async def layered_mixture(run: RunState) -> str | None:
     config = run.config
     previous: list[str] = []
     for layer, agents in enumerate(config.proposers, start=1):
-        names = await asyncio.gather(
+        calls = await asyncio.gather(
             *[
-                run.call(layer, index, agent, _references_for(run, layer, index, previous), "proposer")
+                run.call(
+                    agent,
+                    role="proposer",
+                    layer=layer,
+                    index=index,
+                    references=_references_for(run, layer, index, previous),
+                )
                 for index, agent in enumerate(agents)
             ]
         )
+        names = [c.id for c in calls]
         failed = [n for n in names if run.trace.call(n).error is not None]
         if failed and config.on_proposer_error == "fail":
             raise RunError(f"proposer {failed[0]} failed: {run.trace.call(failed[0]).error}")
@@ -63,10 +70,14 @@ async def layered_mixture(run: RunState) -> str | None:
                 f"every proposer of layer {layer} failed; first error: {run.trace.call(names[0]).error}"
             )
     last = config.layers
-    name = await run.call(
-        last, 0, config.aggregator, _references_for(run, last, 0, previous), "aggregator"
+    aggregator = await run.call(
+        config.aggregator,
+        role="aggregator",
+        layer=last,
+        index=0,
+        references=_references_for(run, last, 0, previous),
     )
-    aggregator = run.trace.call(name)
+    name = aggregator.id
     if aggregator.error is not None:
         raise RunError(f"the aggregator failed: {aggregator.error}")
     if config.aggregation != "rank":

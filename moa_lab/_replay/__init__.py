@@ -20,7 +20,7 @@ from typing import Any
 
 from moa_lab._approvals import approve, host_of
 from moa_lab._cache import CallCache
-from moa_lab._engine import OnCall, execute_run
+from moa_lab._engine import OnCall
 from moa_lab._replay.applying import prepare
 from moa_lab._replay.edits import (
     AddProposer,
@@ -34,6 +34,7 @@ from moa_lab._replay.edits import (
     edit_from_dict,
 )
 from moa_lab._replay.planning import Plan, PlannedCall, aplan, dry_run, load_trace, plan
+from moa_lab._run import execute_run
 from moa_lab._sync import blocking
 from moa_lab._trace import Trace, default_trace_path, new_run_id, prompt_text
 

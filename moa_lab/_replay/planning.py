@@ -16,10 +16,10 @@ from moa_lab._approvals import approved, host_of
 from moa_lab._backend import Completion
 from moa_lab._cache import CallCache, canonical_json
 from moa_lab._config import Agent
-from moa_lab._engine import execute_run
 from moa_lab._errors import RunError
 from moa_lab._replay.applying import Prepared, prepare
 from moa_lab._replay.edits import Edit
+from moa_lab._run import execute_run
 from moa_lab._sync import blocking
 from moa_lab._trace import Trace, Usage, sum_known
 

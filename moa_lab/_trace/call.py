@@ -176,6 +176,9 @@ class Call:
     """In a replay: ``reused``, ``edited`` or ``recomputed``; None outside replays."""
     picked: str | None = None
     """For a ranking aggregator: the id of the reference it picked."""
+    annotations: Mapping[str, Any] | None = None
+    """What the strategy made of the answer, as JSON data (a search's states and their values, a
+    debate's parsed answer); None when it recorded nothing."""
 
     @property
     def ok(self) -> bool:
@@ -225,7 +228,7 @@ class Call:
                 value = value.to_dict() if value is not None else None
             elif spec.name == "messages":
                 value = [dict(m) for m in value]
-            elif spec.name in ("params", "timings") and value is not None:
+            elif spec.name in ("params", "timings", "annotations") and value is not None:
                 value = dict(value)
             elif isinstance(value, tuple):
                 value = list(value)
@@ -259,6 +262,10 @@ class Call:
         ):
             raise field_error(where, "timings", "an object of numbers or null", timings)
         values["timings"] = None if timings is None else dict(timings)
+        annotations = data.get("annotations")
+        if annotations is not None and not isinstance(annotations, Mapping):
+            raise field_error(where, "annotations", "an object or null", annotations)
+        values["annotations"] = None if annotations is None else dict(annotations)
         usage = data.get("usage")
         values["usage"] = None if usage is None else Usage.from_dict(usage, where=where)
         for name in ("retried_errors", "warnings"):
@@ -286,6 +293,7 @@ _OMITTED_WHEN_EMPTY = frozenset(
         "sent_at",
         "served_at",
         "timings",
+        "annotations",
     }
 )
 #: Fields every node of a trace file has (older files may lack the others).

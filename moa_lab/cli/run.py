@@ -35,8 +35,8 @@ def add_command(subparsers: Any) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from moa_lab._engine import DEFAULT_PRESET, run
     from moa_lab._presets import build_config
+    from moa_lab._run import DEFAULT_PRESET, run
 
     # Naming endpoints, models or a key means a remote mixture: start from the paper's settings
     # (MoA-Lite), not from the local preset's brief prompt, short caps and shared seeds.

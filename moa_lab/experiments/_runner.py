@@ -24,8 +24,8 @@ from moa_lab._backend import Backend
 from moa_lab._cache import CallCache, canonical_json, open_cache
 from moa_lab._calls import check_ready
 from moa_lab._config import Agent, MoAConfig
-from moa_lab._engine import arun
 from moa_lab._errors import ConfigError, RunError, TraceError
+from moa_lab._run import arun
 from moa_lab._sync import blocking
 from moa_lab._text import safe_file_name
 from moa_lab._trace import Totals, Trace
