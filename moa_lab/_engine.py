@@ -29,10 +29,10 @@ from moa_lab import __version__
 from moa_lab._backend import Backend, Completion, RetryPolicy
 from moa_lab._cache import CallCache, call_key
 from moa_lab._calls import call_identity, first_replicate, make_call, new_call
-from moa_lab._config import Agent, MoAConfig
-from moa_lab._moa import layered_mixture
+from moa_lab._config import Agent, RunSettings
 from moa_lab._pricing import call_cost
 from moa_lab._prompts import with_references
+from moa_lab._strategies import Strategy, strategy_for
 from moa_lab._trace import (
     Call,
     Trace,
@@ -75,7 +75,7 @@ class RunState:
     def __init__(
         self,
         messages: list[dict[str, Any]],
-        config: MoAConfig,
+        config: RunSettings,
         *,
         cache: CallCache | None,
         trace_path: Path | None,
@@ -87,8 +87,10 @@ class RunState:
         check: Sequence[Agent] | None = None,
         run_id: str | None = None,
         backend: Backend | None = None,
+        strategy: Strategy | None = None,
     ):
         self.messages = messages
+        self.strategy = strategy_for(config, strategy)
         self.config = config
         self.cache = cache
         self.trace_path = trace_path
@@ -277,7 +279,7 @@ class RunState:
 
     async def execute(self) -> Trace:
         """Run the strategy's calls; record the final answer it gives."""
-        final = await layered_mixture(self)
+        final = await self.strategy(self)
         # Stripped, as the reference implementation strips every output it receives.
         self.trace.graph.graph["final"] = final.strip() if final is not None else None
         return self.trace

@@ -14,10 +14,11 @@ from typing import Any
 from moa_lab._backend import Backend
 from moa_lab._cache import CallCache, open_cache
 from moa_lab._calls import check_ready
-from moa_lab._config import MoAConfig
+from moa_lab._config import RunSettings
 from moa_lab._engine import OnCall, RunState
 from moa_lab._errors import RunError
 from moa_lab._presets import preset
+from moa_lab._strategies import Strategy
 from moa_lab._sync import blocking
 from moa_lab._trace import Trace, default_trace_path, new_run_id, prompt_text, user_messages
 
@@ -29,7 +30,7 @@ DEFAULT_PRESET = "local"
 
 async def arun(
     prompt: str | Sequence[dict[str, Any]],
-    config: MoAConfig | str | None = None,
+    config: RunSettings | str | None = None,
     *,
     cache: CallCache | str | Path | bool = True,
     trace_path: str | Path | bool = True,
@@ -37,15 +38,19 @@ async def arun(
     sample: int = 0,
     on_call: OnCall | None = None,
     backend: Backend | None = None,
+    strategy: Strategy | None = None,
 ) -> Trace:
-    """Run a Mixture-of-Agents on a prompt and return its trace (await it in a notebook).
+    """Run a strategy (MoA by default) on a prompt and return its trace (await it in a notebook).
 
-    ``config`` is a MoAConfig or a preset name. ``cache`` is True (the default directory), False,
-    a directory or a CallCache. ``trace_path`` is True (``traces/<time>-<slug>.json``), False (keep
-    it in memory only) or a path. ``sample`` makes the n-th independent sample of the same run.
-    ``backend`` shares one Backend (its HTTP clients and its cap on calls in flight) across runs.
+    ``config`` is a config (``MoAConfig``, ``DebateConfig``, ``ToTConfig``, or a ``StrategyConfig``
+    for a ``strategy`` you wrote) or a preset name. ``cache`` is True (the default directory), False,
+    a directory or a CallCache. ``trace_path`` is True (``traces/<time>-<slug>-<run id>.json``),
+    False (keep it in memory only) or a path. ``sample`` makes the n-th independent sample of the
+    same run. ``backend`` shares one Backend (its HTTP clients and its cap on calls in flight)
+    across runs. Raises ``ConfigError`` before anything is sent, ``RunError`` when the run cannot
+    finish (its ``trace`` keeps every finished call).
     """
-    config = preset(config or DEFAULT_PRESET) if not isinstance(config, MoAConfig) else config
+    config = preset(config or DEFAULT_PRESET) if not isinstance(config, RunSettings) else config
     messages = user_messages(prompt)
     run_id = new_run_id()
     if trace_path is True:
@@ -63,12 +68,13 @@ async def arun(
         on_call=on_call,
         backend=backend,
         run_id=run_id,
+        strategy=strategy,
     )
 
 
 async def execute_run(
     messages: list[dict[str, Any]],
-    config: MoAConfig,
+    config: RunSettings,
     *,
     cache: CallCache | str | Path | bool,
     trace_path: Path | None,
@@ -114,7 +120,7 @@ async def execute_run(
 
 def run(
     prompt: str | Sequence[dict[str, Any]],
-    config: MoAConfig | str | None = None,
+    config: RunSettings | str | None = None,
     *,
     cache: CallCache | str | Path | bool = True,
     trace_path: str | Path | bool = True,
@@ -122,6 +128,7 @@ def run(
     sample: int = 0,
     on_call: OnCall | None = None,
     backend: Backend | None = None,
+    strategy: Strategy | None = None,
 ) -> Trace:
     """Blocking ``arun`` for scripts; also works inside a running event loop (Jupyter).
 
@@ -138,5 +145,6 @@ def run(
             sample=sample,
             on_call=on_call,
             backend=backend,
+            strategy=strategy,
         )
     )

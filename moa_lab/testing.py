@@ -9,12 +9,15 @@ the real ``openai`` client over real HTTP on loopback (or in-process through ``t
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import itertools
 import json
 import threading
 import time
 from collections import defaultdict, deque
 from collections.abc import Callable, Iterable, Iterator
+from fractions import Fraction
 from typing import Any
 
 from moa_lab._config import Agent, MoAConfig
@@ -29,6 +32,7 @@ __all__ = [
     "Reply",
     "completion",
     "fake_config",
+    "game24_oracle",
 ]
 
 #: Each named fault mode, and what the endpoint does in it. Give them to ``FakeLLM(faults=...)``
@@ -226,4 +230,68 @@ def fake_config(
         aggregator=Agent(model=aggregator, base_url=url),
         layers=layers,
         **settings,
+    )
+
+
+# -- a scripted Game of 24 player: proposes and judges by exact arithmetic -----------------------
+def _numbers(text: str) -> list[Fraction]:
+    return [Fraction(token) for token in text.split()]
+
+
+def _show(value: Fraction) -> str:
+    return str(value.numerator) if value.denominator == 1 else f"{value.numerator}/{value.denominator}"
+
+
+@functools.cache
+def _reaches_24(numbers: tuple[Fraction, ...]) -> bool:
+    if len(numbers) == 1:
+        return numbers[0] == 24
+    return any(_reaches_24(rest) for _, rest in _moves(numbers))
+
+
+def _moves(numbers: tuple[Fraction, ...]) -> list[tuple[str, tuple[Fraction, ...]]]:
+    """Every step from these numbers: ``("a op b = c", the numbers left, sorted)``."""
+    found = []
+    for i, j in itertools.combinations(range(len(numbers)), 2):
+        a, b = numbers[i], numbers[j]
+        others = [n for k, n in enumerate(numbers) if k not in (i, j)]
+        options = [("+", a, b, a + b), ("*", a, b, a * b), ("-", a, b, a - b), ("-", b, a, b - a)]
+        options += [("/", a, b, a / b)] if b else []
+        options += [("/", b, a, b / a)] if a else []
+        for op, left, right, value in options:
+            step = f"{_show(left)} {op} {_show(right)} = {_show(value)}"
+            found.append((step, tuple(sorted([*others, value]))))
+    return found
+
+
+def game24_oracle(body: dict[str, Any], width: int = 3) -> dict[str, Any]:
+    """Answer a Tree-of-Thoughts Game of 24 prompt correctly, by code instead of a model.
+
+    Proposal prompts get ``width`` next steps (those that can still reach 24 first), value prompts
+    ``sure`` or ``impossible`` by exact search, the last step the answer line of a solution, and the
+    last-step value prompt the checker's verdict. For tests and demos of the search itself.
+    """
+    from moa_lab.experiments.game24 import check, solve
+
+    prompt = body["messages"][-1]["content"]
+    lines = prompt.rstrip("\n").split("\n")
+    model = body.get("model", "oracle")
+    if "Given an input and an answer" in prompt:
+        puzzle = lines[-3].removeprefix("Input: ")
+        answer = lines[-2].removeprefix("Answer: ")
+        text = "sure" if check(puzzle, f"Answer: {answer}") else "impossible"
+    elif prompt.startswith("Evaluate if given numbers can reach 24"):
+        text = "sure" if _reaches_24(tuple(sorted(_numbers(lines[-1])))) else "impossible"
+    elif prompt.startswith("Use numbers and basic arithmetic operations"):
+        # The chain-of-thought prompt: the search's last step asks for the answer line.
+        puzzle = [line for line in lines if line.startswith("Input: ")][-1][7:]
+        text = f"Answer: {solve(puzzle)} = 24"
+    else:
+        numbers = tuple(sorted(_numbers(lines[-2].removeprefix("Input: "))))
+        moves = sorted(_moves(numbers), key=lambda move: not _reaches_24(move[1]))
+        text = "\n".join(
+            f"{step} (left: {' '.join(_show(n) for n in left)})" for step, left in moves[:width]
+        )
+    return completion(
+        model, text, prompt_tokens=len(prompt.split()), completion_tokens=len(text.split())
     )

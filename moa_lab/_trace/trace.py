@@ -203,6 +203,11 @@ class Trace:
         for position, source in enumerate(references, start=1):
             self.graph.add_edge(source, call.id, position=position)
 
+    def add_reference(self, source: str, target: str) -> None:
+        """Record that ``target``'s prompt also contained ``source``'s answer (the next position)."""
+        position = 1 + max((p for _, _, p in self.graph.in_edges(target, data="position")), default=0)
+        self.graph.add_edge(source, target, position=position)
+
     def update_call(self, node: str, **changes: Any) -> Call:
         """Replace some fields of a recorded call (``picked`` of a ranker, once it is known)."""
         call = replace(self.call(node), **changes)

@@ -12,10 +12,11 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Sequence
-from fractions import Fraction
 from typing import Literal
 
 import numpy as np
+
+from moa_lab._answers import as_number, extract_answer
 
 __all__ = [
     "JUDGE_SYSTEM",
@@ -28,37 +29,6 @@ __all__ = [
     "parse_verdict",
     "score_answer",
 ]
-
-_NUMBER = r"-?\d[\d,]*(?:\.\d+)?(?:\s*/\s*\d+)?"
-#: Where a stated final answer is looked for first, most explicit first.
-_ANSWER_PATTERNS = [
-    r"\\boxed\{\s*\$?(" + _NUMBER + r")",
-    r"####\s*\$?(" + _NUMBER + r")",
-    r"(?i)(?:final answer|answer)\s*(?:is|:|=)?\s*\**\s*\$?\s*(" + _NUMBER + r")",
-]
-
-
-def _as_number(text: str) -> Fraction | None:
-    cleaned = text.replace(",", "").replace(" ", "")
-    try:
-        if "/" in cleaned:
-            top, bottom = cleaned.split("/")
-            return Fraction(int(top), int(bottom)) if int(bottom) else None
-        return Fraction(cleaned)
-    except (ValueError, ZeroDivisionError):
-        return None
-
-
-def extract_answer(text: str | None) -> str | None:
-    """The answer a response states: ``\\boxed{}``, ``#### n``, ``Answer: n``, else its last number."""
-    if not text:
-        return None
-    for pattern in _ANSWER_PATTERNS:
-        found = re.findall(pattern, text)
-        if found:
-            return found[-1].strip()
-    numbers = re.findall(r"(?<![\w.])" + _NUMBER, text)
-    return numbers[-1].strip() if numbers else None
 
 
 def _normal(text: str) -> str:
@@ -75,10 +45,10 @@ def score_answer(response: str | None, answer: str) -> bool | None:
     (no response, or no number in it for a numeric answer), so it can be counted apart."""
     if not response:
         return None
-    expected = _as_number(answer)
+    expected = as_number(answer)
     if expected is not None:
         stated = extract_answer(response)
-        value = _as_number(stated) if stated is not None else None
+        value = as_number(stated) if stated is not None else None
         return None if value is None else value == expected
     normal = _normal(answer)
     lines = [_normal(line) for line in response.strip().splitlines() if line.strip()]
