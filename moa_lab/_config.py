@@ -312,8 +312,9 @@ def one_line(exc: ValidationError, source: str) -> str:
     return f"{source}: {where}: {message}{more}"
 
 
-def load_config(path: str | Path) -> MoAConfig:
-    """Load a config from a .yaml/.yml, .json or .toml file."""
+def load_config(path: str | Path) -> RunSettings:
+    """Load a config (any strategy's; ``strategy:`` names it, MoA by default) from a .yaml/.yml,
+    .json or .toml file; one-line ``ConfigError`` on anything off."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: no such config file")
@@ -333,4 +334,6 @@ def load_config(path: str | Path) -> MoAConfig:
         raise ConfigError(f"{path}: not valid {suffix[1:].upper()}: {detail}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: the top level must be a mapping of config fields")
-    return MoAConfig.from_dict(data, source=str(path))
+    from moa_lab._strategies import config_from_dict  # the strategies build on this module
+
+    return config_from_dict(data, source=str(path))

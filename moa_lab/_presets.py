@@ -11,9 +11,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from moa_lab._config import TOGETHER_URL, Agent, MoAConfig, load_config
+from moa_lab._config import OPENAI_URL, TOGETHER_URL, Agent, MoAConfig, RunSettings, load_config
 from moa_lab._errors import ConfigError
-from moa_lab._prompts import DEBATE_TEMPLATE, RANKER_TEMPLATE
+from moa_lab._prompts import RANKER_TEMPLATE
 
 __all__ = [
     "PAPER_MAX_TOKENS",
@@ -76,15 +76,18 @@ def _llm_ranker() -> MoAConfig:
     return _moa_lite().model_copy(update={"aggregator_template": RANKER_TEMPLATE, "aggregation": "rank"})
 
 
-def _debate() -> MoAConfig:
-    agents = [_together(m, max_tokens=512) for m in _PAPER_PROPOSERS[:3]]
-    return MoAConfig(
-        proposers=agents,
-        aggregator=_together("Qwen/Qwen1.5-110B-Chat", max_tokens=512),
-        layers=4,
-        proposer_template=DEBATE_TEMPLATE,
-        include_own_previous=True,
-    )
+def _debate() -> RunSettings:
+    # Du et al. 2023: three agents, two rounds (their gen scripts), the paper's first three models.
+    from moa_lab._debate import DebateConfig
+
+    return DebateConfig(agents=[_together(m, max_tokens=512) for m in _PAPER_PROPOSERS[:3]], rounds=2)
+
+
+def _tot(task: str) -> RunSettings:
+    # Yao et al. 2023: GPT-4 at temperature 0.7, propose + value (3 samples), keep 5.
+    from moa_lab._tot import ToTConfig
+
+    return ToTConfig(agent=Agent(model="gpt-4", base_url=OPENAI_URL, temperature=0.7), task=task)
 
 
 def _local() -> MoAConfig:
@@ -101,10 +104,12 @@ PRESETS: dict[str, Any] = {
     "self-moa": _self_moa,
     "llm-ranker": _llm_ranker,
     "debate": _debate,
+    "tot": lambda: _tot("generic"),
+    "tot-game24": lambda: _tot("game24"),
 }
 
 
-def preset(name: str) -> MoAConfig:
+def preset(name: str) -> RunSettings:
     """Return a fresh config of a named preset (``moa``, ``moa-lite``, ``self-moa``, ...)."""
     try:
         factory = PRESETS[name]
@@ -123,37 +128,65 @@ def build_config(
     api_key_env: str | None = None,
     proposers: list[str] | None = None,
     aggregator: str | None = None,
+    model: str | None = None,
     layers: int | None = None,
     temperature: float | None = None,
     max_tokens: int | None = None,
     default_preset: str = "moa-lite",
-) -> MoAConfig:
-    """Build a config the way the CLI does: a preset or file, then the overrides on top of it."""
+) -> RunSettings:
+    """Build a config the way the CLI does: a preset or file, then the overrides on top of it.
+
+    ``base_url``, ``api_key_env``, ``temperature``, ``max_tokens`` and ``model`` apply to every
+    agent of any strategy; ``proposers``, ``aggregator`` and ``layers`` reshape a mixture. Raises
+    ``ConfigError`` (one line) for a bad combination or value.
+    """
     if preset_name and config_file:
         raise ConfigError("give either --preset or --config, not both")
     base = load_config(config_file) if config_file else preset(preset_name or default_preset)
-    data = base.model_dump()
-    agent_update = {
+    update = {
         key: value
         for key, value in {
             "base_url": base_url,
             "api_key_env": api_key_env,
             "temperature": temperature,
             "max_tokens": max_tokens,
+            "model": model,
         }.items()
         if value is not None
     }
-    template_agent = dict(data["proposers"][0][0], **agent_update)
-    if proposers:
-        row = [dict(template_agent, model=model) for model in proposers]
+    if not isinstance(base, MoAConfig):
+        if proposers or aggregator or layers is not None:
+            raise ConfigError(
+                f"--proposers, --aggregator and --layers shape a mixture; the {base.strategy} "
+                "preset has its own shape (use --model to set every agent's model)"
+            )
+        data = _with_agents(base.to_dict(), update)
+        from moa_lab._strategies import config_from_dict
+
+        return config_from_dict(data, source="options")
+    data = base.model_dump()
+    template_agent = dict(data["proposers"][0][0], **update) if data["proposers"] else None
+    if proposers and template_agent is not None:
+        row = [dict(template_agent, model=name) for name in proposers]
         data["proposers"] = [row for _ in data["proposers"]]
     if layers is not None:
         if layers < 2:
             raise ConfigError(f"--layers: must be >= 2, got {layers}")
         first = data["proposers"][0]
         data["proposers"] = [first for _ in range(layers - 1)]
+    data["proposers"] = [[dict(a, **update) for a in row] for row in data["proposers"]]
+    data["aggregator"] = dict(data["aggregator"], **update)
     if aggregator:
         data["aggregator"] = dict(data["aggregator"], model=aggregator)
-    data["proposers"] = [[dict(a, **agent_update) for a in row] for row in data["proposers"]]
-    data["aggregator"] = dict(data["aggregator"], **agent_update)
     return MoAConfig.from_dict(data, source="options")
+
+
+def _with_agents(data: Any, update: dict[str, Any]) -> Any:
+    """The config data with ``update`` applied to every agent in it (any strategy's shape)."""
+    if isinstance(data, list):
+        return [_with_agents(item, update) for item in data]
+    if not isinstance(data, dict):
+        return data
+    if "model" in data and "base_url" in data:  # an agent
+        return data | update
+    return {key: _with_agents(value, update) for key, value in data.items()}

@@ -26,8 +26,12 @@ def test_the_paper_presets_have_the_papers_shape():
     assert lite.layers == 2
     assert {a.model for a in self_moa.proposers[0]} == {self_moa.aggregator.model}
     assert preset("llm-ranker").aggregation == "rank"
-    assert preset("debate").proposer_template is not None
-    assert {"moa", "moa-lite", "self-moa", "llm-ranker", "debate"} <= set(PRESETS)
+    debate = preset("debate")
+    assert debate.strategy == "debate" and len(debate.agents_) == 3 and debate.rounds == 2
+    tot = preset("tot-game24")
+    assert tot.strategy == "tot" and tot.task == "game24" and tot.agent.model == "gpt-4"
+    assert (tot.breadth, tot.n_evaluate_sample, tot.generation) == (5, 3, "propose")
+    assert {"moa", "moa-lite", "self-moa", "llm-ranker", "debate", "tot", "tot-game24"} <= set(PRESETS)
 
 
 def test_config_round_trips_through_plain_data():

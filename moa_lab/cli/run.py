@@ -25,6 +25,7 @@ def add_command(subparsers: Any) -> None:
     command.add_argument("--api-key-env", metavar="VAR", help="variable holding the API key")
     command.add_argument("--proposers", metavar="M1,M2,...", help="proposer models of every layer")
     command.add_argument("--aggregator", metavar="M", help="aggregator model")
+    command.add_argument("--model", metavar="M", help="every agent's model (any preset)")
     command.add_argument("--layers", type=int, metavar="L", help="layers, the aggregator's included")
     command.add_argument("--temperature", type=float, metavar="T")
     command.add_argument("--max-tokens", type=int, metavar="N")
@@ -40,7 +41,7 @@ def _run(args: argparse.Namespace) -> int:
 
     # Naming endpoints, models or a key means a remote mixture: start from the paper's settings
     # (MoA-Lite), not from the local preset's brief prompt, short caps and shared seeds.
-    remote = args.base_url or args.proposers or args.aggregator or args.api_key_env
+    remote = args.base_url or args.proposers or args.aggregator or args.model or args.api_key_env
 
     config = build_config(
         preset_name=args.preset,
@@ -51,6 +52,7 @@ def _run(args: argparse.Namespace) -> int:
         if args.proposers
         else None,
         aggregator=args.aggregator,
+        model=args.model,
         layers=args.layers,
         temperature=args.temperature,
         max_tokens=args.max_tokens,
