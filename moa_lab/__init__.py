@@ -19,8 +19,9 @@ if TYPE_CHECKING:
     from moa_lab._backend import Backend, RetryPolicy
     from moa_lab._cache import CallCache
     from moa_lab._compare import CallDiff, Comparison, compare
-    from moa_lab._config import Agent, MoAConfig, Price, load_config
-    from moa_lab._engine import OnCall
+    from moa_lab._config import Agent, MoAConfig, Price, RunSettings, load_config
+    from moa_lab._debate import DebateConfig
+    from moa_lab._engine import OnCall, RunState
     from moa_lab._errors import CacheError, CallError, ConfigError, MoaLabError, RunError, TraceError
     from moa_lab._presets import build_config, preset
     from moa_lab._prompts import AGGREGATE_AND_SYNTHESIZE
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
         PlannedCall,
         ProposerTemplate,
         RemoveProposer,
+        SetConfig,
         UserPrompt,
         aplan,
         areplay,
@@ -43,6 +45,8 @@ if TYPE_CHECKING:
         replay,
     )
     from moa_lab._run import arun, run
+    from moa_lab._strategies import Strategy, StrategyConfig
+    from moa_lab._tot import ToTConfig
     from moa_lab._trace import Call, Totals, Trace, Usage
 
 #: Public name -> the module that defines it (loaded on first use: ``moa-lab --help`` stays fast).
@@ -57,6 +61,13 @@ _HOMES = {
     "MoAConfig": "_config",
     "Price": "_config",
     "load_config": "_config",
+    "RunSettings": "_config",
+    "DebateConfig": "_debate",
+    "RunState": "_engine",
+    "SetConfig": "_replay",
+    "Strategy": "_strategies",
+    "StrategyConfig": "_strategies",
+    "ToTConfig": "_tot",
     "OnCall": "_engine",
     "arun": "_run",
     "run": "_run",
@@ -104,6 +115,7 @@ __all__ = [
     "CallError",
     "Comparison",
     "ConfigError",
+    "DebateConfig",
     "Edit",
     "MoAConfig",
     "MoaLabError",
@@ -117,6 +129,12 @@ __all__ = [
     "RemoveProposer",
     "RetryPolicy",
     "RunError",
+    "RunSettings",
+    "RunState",
+    "SetConfig",
+    "Strategy",
+    "StrategyConfig",
+    "ToTConfig",
     "Totals",
     "Trace",
     "TraceError",

@@ -169,12 +169,14 @@ class Backend:
         extra_body = {k: v for k, v in params.items() if k not in _SENT_AS_ARGUMENTS}
         failures: list[str] = []
         waits: list[float] = []
+        first_sent: float | None = None
         where = f"{base_url} for {model}"
         for attempt in range(policy.max_retries + 1):
             retry_after = None
             async with self._limit:
                 started = time.perf_counter()
                 sent_at = time.time()
+                first_sent = sent_at if first_sent is None else first_sent
                 try:
                     # A deadline for the whole attempt: a server that drips a byte a second must
                     # not hold a call for minutes (httpx's timeout bounds each socket read only).
@@ -238,7 +240,14 @@ class Backend:
             failures.append(str(error))
             if not error.retryable or attempt == policy.max_retries:
                 gave_up = f" (gave up after {attempt + 1} attempts)" if attempt else ""
-                raise CallError(f"{error}{gave_up}", status=error.status, attempts=attempt + 1)
+                raise CallError(
+                    f"{error}{gave_up}",
+                    status=error.status,
+                    attempts=attempt + 1,
+                    retried_errors=tuple(failures[:-1]),
+                    retry_waits=tuple(waits),
+                    sent_at=first_sent,
+                )
             wait = policy.delay(attempt, retry_after)
             waits.append(wait)
             await asyncio.sleep(wait)

@@ -146,7 +146,14 @@ async def make_call(
                     progress=progress,
                 )
         except CallError as exc:
-            call = replace(call, error=str(exc), attempts=exc.attempts)
+            call = replace(
+                call,
+                error=str(exc),
+                attempts=exc.attempts,
+                retried_errors=exc.retried_errors,
+                retry_waits=exc.retry_waits,
+                sent_at=exc.sent_at,
+            )
         else:
             call = replace(
                 call,

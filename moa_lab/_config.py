@@ -190,11 +190,13 @@ class RunSettings(BaseModel):
     @classmethod
     def from_dict(cls, data: dict[str, Any], *, source: str = "config") -> Any:
         """Validate plain data; any problem raises ConfigError with one line naming the field."""
-        data = {k: v for k, v in data.items() if k != "strategy" or not cls.strategy}
+        # ``strategy`` names the class and ``layers`` is derived, except MoA's, which shapes it.
+        derived = ("strategy", "layers") if cls.strategy else ("strategy",)
+        data = {k: v for k, v in data.items() if k not in derived}
         try:
             return cls.model_validate(data)
         except ValidationError as exc:
-            raise ConfigError(one_line(exc, source)) from None
+            raise ConfigError(one_line(exc, source, cls.__name__)) from None
 
 
 class MoAConfig(RunSettings):
@@ -300,14 +302,14 @@ class MoAConfig(RunSettings):
         return self.proposer_template or self.aggregator_template
 
 
-def one_line(exc: ValidationError, source: str) -> str:
+def one_line(exc: ValidationError, source: str, kind: str = "MoAConfig") -> str:
     """A pydantic validation error as one line: where (the field), what is wrong, how many more."""
     errors = exc.errors()
     first = errors[0]
     where = ".".join(str(part) for part in first["loc"]) or "(top level)"
     message = first["msg"].removeprefix("Value error, ")
     if first["type"] == "extra_forbidden":
-        message = "unknown field; check its spelling against moa_lab.MoAConfig"
+        message = f"unknown field; check its spelling against moa_lab.{kind}"
     more = f" (and {len(errors) - 1} more problems)" if len(errors) > 1 else ""
     return f"{source}: {where}: {message}{more}"
 

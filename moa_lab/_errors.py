@@ -28,12 +28,25 @@ class CallError(MoaLabError):
     """One model call failed for good (after the retries it was allowed)."""
 
     def __init__(
-        self, message: str, *, status: int | None = None, retryable: bool = False, attempts: int = 1
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        retryable: bool = False,
+        attempts: int = 1,
+        retried_errors: tuple[str, ...] = (),
+        retry_waits: tuple[float, ...] = (),
+        sent_at: float | None = None,
     ):
         super().__init__(message)
         self.status = status
         self.retryable = retryable
         self.attempts = attempts
+        #: the errors of the attempts before the last, and the seconds waited after each
+        self.retried_errors = retried_errors
+        self.retry_waits = retry_waits
+        #: when the first attempt left (Unix seconds), if one did
+        self.sent_at = sent_at
 
 
 class RunError(MoaLabError):

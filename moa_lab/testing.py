@@ -13,6 +13,7 @@ import functools
 import hashlib
 import itertools
 import json
+import re
 import threading
 import time
 from collections import defaultdict, deque
@@ -235,7 +236,9 @@ def fake_config(
 
 # -- a scripted Game of 24 player: proposes and judges by exact arithmetic -----------------------
 def _numbers(text: str) -> list[Fraction]:
-    return [Fraction(token) for token in text.split()]
+    """The numbers in ``text`` (whole or a/b); other words are skipped, as a model would."""
+    tokens = re.findall(r"-?[0-9]+(?:/[1-9][0-9]*)?", text)
+    return [Fraction(token) for token in tokens]
 
 
 def _show(value: Fraction) -> str:
@@ -292,6 +295,8 @@ def game24_oracle(body: dict[str, Any], width: int = 3) -> dict[str, Any]:
         text = "\n".join(
             f"{step} (left: {' '.join(_show(n) for n in left)})" for step, left in moves[:width]
         )
+        # One number that is not 24: no step is left, and a model would still say something.
+        text = text or f"No step remains: {' '.join(_show(n) for n in numbers)} is not 24."
     return completion(
         model, text, prompt_tokens=len(prompt.split()), completion_tokens=len(text.split())
     )

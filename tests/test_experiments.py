@@ -352,7 +352,9 @@ def test_paper_variants_and_singles_are_derived_from_one_config(fake):
     assert variants["moa"].layers == 3 and variants["moa-lite"].layers == 2
     assert {a.model for a in variants["self-moa"].agents()} == {"alpha"}
     assert variants["llm-ranker"].aggregation == "rank"
-    assert variants["debate"].layers == 4 and "other agents" in variants["debate"].proposer_template
+    debate = variants["debate"]
+    assert debate.strategy == "debate" and debate.rounds == 3 and len(debate.agents_) == 3
+    assert debate.timeout == base.timeout and "other agents" in debate.update_template
     assert [c.name for c in singles(variants["self-moa"])] == ["alpha"]
     assert [c.name for c in sweep(base, layers=(2, 3), proposers=(1, 3))] == [
         "L2-P1",

@@ -45,7 +45,15 @@ def test_public_names_are_pinned():
             "preset",
             "run",
             "compare",
+            # strategies
+            "DebateConfig",
+            "RunSettings",
+            "RunState",
+            "Strategy",
+            "StrategyConfig",
+            "ToTConfig",
             # replay
+            "SetConfig",
             "AddProposer",
             "AggregatorTemplate",
             "Edit",

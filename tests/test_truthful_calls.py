@@ -156,6 +156,16 @@ def test_an_unreadable_or_absurd_retry_after_falls_back_to_the_capped_backoff(mo
     assert len(call.retry_waits) == 1 and 0 < call.retry_waits[0] <= 0.2
 
 
+def test_a_call_that_fails_for_good_keeps_the_errors_and_waits_of_its_retries():
+    with FakeLLM(broken={"beta": 503}) as server:
+        trace = _run(fake_config(server.url, max_retries=2, backoff=0.01, backoff_max=0.05))
+    call = trace["L1.1"]
+    assert call.error.endswith("(gave up after 3 attempts)") and call.attempts == 3
+    assert len(call.retried_errors) == 2 and all("HTTP 503" in e for e in call.retried_errors)
+    assert len(call.retry_waits) == 2 and all(0 < w <= 0.05 for w in call.retry_waits)
+    assert call.sent_at is not None and call.sent_at >= call.started_at
+
+
 def test_the_timeout_is_a_deadline_for_the_whole_call_not_for_each_read():
     with FakeLLM(broken={"beta": "drip"}, drip_seconds=0.2) as server:
         started = time.perf_counter()

@@ -15,6 +15,7 @@ chain of edits back to the original run.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from moa_lab._approvals import approve, host_of
 from moa_lab._cache import CallCache
 from moa_lab._engine import OnCall
 from moa_lab._replay.applying import prepare
+from moa_lab._replay.by_id import agent_of
 from moa_lab._replay.edits import (
     AddProposer,
     AggregatorTemplate,
@@ -30,11 +32,13 @@ from moa_lab._replay.edits import (
     NodeParams,
     ProposerTemplate,
     RemoveProposer,
+    SetConfig,
     UserPrompt,
     edit_from_dict,
 )
 from moa_lab._replay.planning import Plan, PlannedCall, aplan, dry_run, load_trace, plan
 from moa_lab._run import execute_run
+from moa_lab._strategies import Strategy
 from moa_lab._sync import blocking
 from moa_lab._trace import Trace, default_trace_path, new_run_id, prompt_text
 
@@ -48,6 +52,7 @@ __all__ = [
     "PlannedCall",
     "ProposerTemplate",
     "RemoveProposer",
+    "SetConfig",
     "UserPrompt",
     "aplan",
     "areplay",
@@ -67,6 +72,7 @@ async def areplay(
     progress: bool = True,
     on_call: OnCall | None = None,
     allow_hosts: Iterable[str] = (),
+    strategy: Strategy | None = None,
 ) -> Trace:
     """Replay a trace (or trace file) with edits; only the calls the edits reach are sent.
 
@@ -76,18 +82,16 @@ async def areplay(
     have used it with or approved (``moa-lab approve``), or to one in ``allow_hosts`` for this replay:
     the trace may come from someone else. Raises ``ConfigError`` before anything is sent.
     """
-    prepared = prepare(load_trace(trace), edits)
+    prepared = replace(prepare(load_trace(trace), edits), strategy=strategy)
     dry, _ = await dry_run(prepared, cache)
     # Only the agents that will be called need a key or a live endpoint (a local model starts).
-    layers = [*prepared.config.proposers, [prepared.config.aggregator]]
-    check = [layers[c.layer - 1][c.index] for c in dry.records() if c.sent]
+    check = [agent_of(c) for c in dry.records() if c.sent]
     # Endpoints an edit named (a new proposer, another base_url) are the user's own choice.
     source = prepared.source
     approve(
-        (host_of(agent.base_url), agent.key_env)
-        for call, agent in ((c, layers[c.layer - 1][c.index]) for c in dry.records())
-        if agent.key_env
-        and (call.origin not in source or source.call(call.origin).base_url != agent.base_url)
+        (host_of(c.base_url), c.api_key_env)
+        for c in dry.records()
+        if c.api_key_env and (c.origin not in source or source.call(c.origin).base_url != c.base_url)
     )
     run_id = new_run_id()
     if trace_path is True:
@@ -107,6 +111,7 @@ async def areplay(
         check=check,
         run_id=run_id,
         allow_hosts=tuple(allow_hosts),
+        strategy=strategy,
     )
 
 
@@ -119,6 +124,7 @@ def replay(
     progress: bool = True,
     on_call: OnCall | None = None,
     allow_hosts: Iterable[str] = (),
+    strategy: Strategy | None = None,
 ) -> Trace:
     """Blocking ``areplay`` for scripts; also works inside a running event loop (Jupyter).
 
@@ -134,6 +140,7 @@ def replay(
             progress=progress,
             on_call=on_call,
             allow_hosts=allow_hosts,
+            strategy=strategy,
         )
     )
 

@@ -17,7 +17,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from moa_lab._cache import canonical_json
-from moa_lab._config import Agent, MoAConfig, one_line
+from moa_lab._config import Agent, MoAConfig, RunSettings, one_line
 from moa_lab._engine import ReplayBasis
 from moa_lab._errors import ConfigError
 from moa_lab._prompts import REFERENCES
@@ -30,12 +30,14 @@ from moa_lab._replay.edits import (
     NodeParams,
     ProposerTemplate,
     RemoveProposer,
+    SetConfig,
     UserPrompt,
     label,
 )
+from moa_lab._strategies import Strategy, config_from_dict
 from moa_lab._trace import Trace, node_id
 
-__all__ = ["Prepared", "prepare"]
+__all__ = ["Prepared", "lineage_attrs", "prepare"]
 
 
 @dataclass(frozen=True)
@@ -43,11 +45,27 @@ class Prepared:
     """A replay ready to run: the new config and messages, and how its nodes map onto the source."""
 
     source: Trace
-    config: MoAConfig
+    config: RunSettings
     messages: list[dict[str, Any]]
     basis: ReplayBasis
     changes: dict[str, list[str]]
     """New node id -> what an edit changed in its own request (empty: nothing)."""
+    strategy: Strategy | None = None
+    """The strategy a custom-strategy trace was made with (built-in strategies need none)."""
+
+
+def lineage_attrs(trace: Trace, edits: list[Edit]) -> dict[str, Any]:
+    """The graph attributes that tie a replay to its parent: its id and path, the edits, the chain."""
+    parent_path = str(trace.path) if trace.path else None
+    return {
+        "parent_run_id": trace.run_id,
+        "parent_path": parent_path,
+        "edits": [edit.to_dict() for edit in edits],
+        "lineage": [
+            {"run_id": trace.run_id, "path": parent_path, "edits": trace.edits},
+            *trace.graph.graph.get("lineage", []),
+        ],
+    }
 
 
 class _Editor:
@@ -68,6 +86,7 @@ class _Editor:
             "proposer_template": self.config.proposer_template,
         }
         self.node_messages = trace.node_messages
+        self.fields: dict[str, Any] = {}
 
     def slot(self, edit: Edit, node: str) -> tuple[int, list[Any]]:
         """The (layer, slot) of a source node id, or one line saying which ids exist."""
@@ -199,9 +218,18 @@ class _Editor:
         row.remove(slot)
         self.node_messages.pop(slot[0], None)
 
+    def _set_config(self, edit: SetConfig) -> None:
+        shaped = {"proposers", "aggregator", "layers"} & set(edit.fields)
+        if shaped:
+            raise ConfigError(
+                f"{label(edit)}: {sorted(shaped)} shape the mixture; use AddProposer, "
+                "RemoveProposer or NodeParams"
+            )
+        self.fields |= edit.fields
+
     def new_config(self) -> MoAConfig:
         """The config of the replay."""
-        data = self.config.to_dict() | self.templates
+        data = self.config.to_dict() | self.templates | self.fields
         data["layers"] = len(self.rows)
         data["proposers"] = [[a.model_dump() for _, a in row] for row in self.rows[:-1]]
         data["aggregator"] = self.rows[-1][0][1].model_dump()
@@ -236,7 +264,13 @@ def _describe(before: Mapping[str, Any], after: Mapping[str, Any]) -> list[str]:
 
 
 def prepare(trace: Trace, edits: Edit | Iterable[Edit]) -> Prepared:
+    """The replay of ``trace`` with ``edits``, checked and ready to run; raises ``ConfigError``."""
     edits = [edits] if isinstance(edits, tuple(EDIT_KINDS.values())) else list(edits)
+    config = config_from_dict(trace.config, source=f"trace {trace.run_id}")
+    if not isinstance(config, MoAConfig):
+        from moa_lab._replay.by_id import prepare_by_id
+
+        return prepare_by_id(trace, config, edits)
     editor = _Editor(trace)
     for edit in edits:
         editor.apply(edit)
@@ -262,21 +296,11 @@ def prepare(trace: Trace, edits: Edit | Iterable[Edit]) -> Prepared:
             else:
                 new = _inputs(config, editor.messages, overrides, layer, agent)
                 changes[name] = _describe(old_inputs[origin], new)
-    parent_path = str(trace.path) if trace.path else None
-    attrs = {
-        "parent_run_id": trace.run_id,
-        "parent_path": parent_path,
-        "edits": [edit.to_dict() for edit in edits],
-        "lineage": [
-            {"run_id": trace.run_id, "path": parent_path, "edits": trace.edits},
-            *trace.graph.graph.get("lineage", []),
-        ],
-    }
     basis = ReplayBasis(
         source=trace,
         origins=origins,
         edited=frozenset(name for name, what in changes.items() if what),
         node_messages=node_messages,
-        attrs=attrs,
+        attrs=lineage_attrs(trace, edits),
     )
     return Prepared(trace, config, editor.messages, basis, changes)

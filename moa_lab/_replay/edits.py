@@ -22,6 +22,7 @@ __all__ = [
     "NodeParams",
     "ProposerTemplate",
     "RemoveProposer",
+    "SetConfig",
     "UserPrompt",
     "edit_from_dict",
     "label",
@@ -137,6 +138,21 @@ class RemoveProposer(_EditData):
         return f"remove {self.node}"
 
 
+@dataclass(frozen=True, init=False)
+class SetConfig(_EditData):
+    """Change fields of the run's config, whatever its strategy: ``SetConfig(rounds=3)`` for a
+    debate, ``SetConfig(value_prompt="...")`` for a Tree-of-Thoughts search."""
+
+    fields: Mapping[str, Any]
+    kind: ClassVar[str] = "set_config"
+
+    def __init__(self, fields: Mapping[str, Any] | None = None, **changes: Any):
+        object.__setattr__(self, "fields", dict(fields or {}) | changes)
+
+    def __str__(self) -> str:
+        return "set " + ", ".join(f"{k}={str(v)[:30]!r}" for k, v in self.fields.items())
+
+
 Edit = (
     AggregatorTemplate
     | ProposerTemplate
@@ -145,6 +161,7 @@ Edit = (
     | NodeParams
     | AddProposer
     | RemoveProposer
+    | SetConfig
 )
 EDIT_KINDS: dict[str, type] = {
     edit.kind: edit
@@ -156,6 +173,7 @@ EDIT_KINDS: dict[str, type] = {
         NodeParams,
         AddProposer,
         RemoveProposer,
+        SetConfig,
     )
 }
 

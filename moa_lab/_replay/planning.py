@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,7 @@ from moa_lab._errors import RunError
 from moa_lab._replay.applying import Prepared, prepare
 from moa_lab._replay.edits import Edit
 from moa_lab._run import execute_run
+from moa_lab._strategies import Strategy
 from moa_lab._sync import blocking
 from moa_lab._trace import Trace, Usage, sum_known
 
@@ -50,7 +51,7 @@ class _Estimator:
         return math.ceil(len(text) / self.chars_per_token)
 
     def __call__(self, name: str, agent: Agent, messages: list[dict[str, Any]]) -> Completion:
-        origin = self.origins.get(name)
+        origin = self.origins.get(name, name)  # strategies other than MoA: the same id
         found = self.source.call(origin) if origin in self.source else None
         if found is None or found.response is None:
             siblings = [c for c in self.source.records(_layer_of(name)) if c.response is not None]
@@ -191,6 +192,7 @@ async def dry_run(prepared: Prepared, cache: CallCache | str | Path | bool) -> t
             on_call=None,
             basis=prepared.basis,
             stand_in=_Estimator(prepared.source, prepared.basis.origins),
+            strategy=prepared.strategy,
         )
     except RunError as exc:
         return exc.trace, str(exc)  # type: ignore[return-value]
@@ -236,9 +238,14 @@ async def aplan(
     edits: Edit | Iterable[Edit] = (),
     *,
     cache: CallCache | str | Path | bool = True,
+    strategy: Strategy | None = None,
 ) -> Plan:
-    """What ``replay(trace, edits)`` would send, and its estimated tokens and cost; sends nothing."""
-    prepared = prepare(load_trace(trace), edits)
+    """What ``replay(trace, edits)`` would send, and its estimated tokens and cost; sends nothing.
+
+    ``strategy``: the function a custom-strategy trace was made with. Raises ``ConfigError`` for a
+    bad edit.
+    """
+    prepared = replace(prepare(load_trace(trace), edits), strategy=strategy)
     return _plan_from(prepared, *await dry_run(prepared, cache))
 
 
@@ -247,6 +254,7 @@ def plan(
     edits: Edit | Iterable[Edit] = (),
     *,
     cache: CallCache | str | Path | bool = True,
+    strategy: Strategy | None = None,
 ) -> Plan:
     """Blocking ``aplan``: the dry run of a replay (nothing is sent)."""
-    return blocking(aplan(trace, edits, cache=cache))
+    return blocking(aplan(trace, edits, cache=cache, strategy=strategy))

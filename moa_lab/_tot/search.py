@@ -205,7 +205,13 @@ async def _evaluate(
         value_cache[prompt] = (value, [c.id for c in calls])
         for call in calls:
             run.trace.update_call(
-                call.id, annotations={"value": value, "states": fresh[prompt], "step": step}
+                call.id,
+                annotations={
+                    "value": value,
+                    "states": fresh[prompt],
+                    "step": step,
+                    "shared": len(fresh[prompt]) > 1,
+                },
             )
     values: list[float] = []
     valued: set[str] = set()
@@ -230,7 +236,7 @@ def _link_cached(run: RunState, producers: list[str], evaluators: list[str], y: 
         states = list(data.get("states", []))
         if y not in states:
             data["states"] = [*states, y]
-            data["reused"] = True
+            data["shared"] = True
             run.trace.update_call(evaluator, annotations=data)
 
 

@@ -12,27 +12,35 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from moa_lab._config import Agent, MoAConfig
+from moa_lab._config import Agent, MoAConfig, RunSettings
+from moa_lab._debate import DebateConfig
 from moa_lab._errors import ConfigError
 from moa_lab._presets import preset
-from moa_lab._prompts import DEBATE_TEMPLATE, RANKER_TEMPLATE
+from moa_lab._prompts import RANKER_TEMPLATE
 
 __all__ = ["Candidate", "as_candidates", "paper_variants", "singles", "sweep"]
 
 
 @dataclass(frozen=True)
 class Candidate:
-    """One named system of an experiment: a mixture, or one of its proposers alone."""
+    """One named system of an experiment: a run of any strategy, or one MoA proposer alone."""
 
     name: str
-    config: MoAConfig
+    config: RunSettings
+    """A ``MoAConfig``, ``DebateConfig``, ``ToTConfig`` or ``StrategyConfig``."""
     alone: int | None = None
-    """Index of the first-layer proposer that answers alone; None runs the whole mixture."""
+    """Index of the first-layer proposer of a mixture that answers alone; None runs the config."""
+    prompt_template: str | None = None
+    """How this candidate is asked each item: ``{input}`` stands for the item's prompt (None: the
+    prompt as it is). Lets an experiment compare prompting styles, such as IO against CoT."""
 
     def __post_init__(self) -> None:
         if not self.name or "/" in self.name or self.name.startswith("."):
             raise ConfigError(f"candidate name {self.name!r}: give a non-empty name without '/'")
-        first = self.config.proposers[0] if self.config.proposers else []
+        if self.alone is not None and not isinstance(self.config, MoAConfig):
+            raise ConfigError(f"{self.name}: alone= picks a proposer of a mixture (a MoAConfig)")
+        mixture = isinstance(self.config, MoAConfig)
+        first = self.config.proposers[0] if mixture and self.config.proposers else []
         if self.alone is not None and not 0 <= self.alone < len(first):
             raise ConfigError(
                 f"{self.name}: alone={self.alone} but the first layer has {len(first)} proposers"
@@ -43,10 +51,11 @@ class Candidate:
         """The single model, for a single-model candidate (or a one-layer config)."""
         if self.alone is not None:
             return self.config.proposers[0][self.alone]
-        return self.config.aggregator if self.config.layers == 1 else None
+        single = isinstance(self.config, MoAConfig) and self.config.layers == 1
+        return self.config.aggregator if single else None
 
     @property
-    def run_config(self) -> MoAConfig:
+    def run_config(self) -> RunSettings:
         """The config that is run: the mixture, or its proposer alone as a one-layer run."""
         if self.agent is None or self.config.layers == 1:
             return self.config
@@ -63,11 +72,16 @@ class Candidate:
     @property
     def proposers(self) -> int:
         """Proposers in the first layer: 1 for a single model."""
-        return 1 if self.agent is not None else len(self.config.proposers[0])
+        if self.agent is not None:
+            return 1
+        if isinstance(self.config, MoAConfig):
+            return len(self.config.proposers[0])
+        return len(self.config.agents())
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain data: name, config and which proposer answers alone."""
-        return {"name": self.name, "config": self.config.to_dict(), "alone": self.alone}
+        """Plain data: name, config, which proposer answers alone, and the prompt template."""
+        data = {"name": self.name, "config": self.config.to_dict(), "alone": self.alone}
+        return data | ({"prompt_template": self.prompt_template} if self.prompt_template else {})
 
     @classmethod
     def single(cls, agent: Agent | str, name: str | None = None, **limits: Any) -> Candidate:
@@ -105,7 +119,8 @@ def paper_variants(base: MoAConfig, *, prefix: str = "") -> list[Candidate]:
 
     MoA is 3 layers of ``base``'s first-layer proposers; MoA-Lite is 2; Self-MoA samples the first
     proposer as many times as there are proposers and lets it aggregate; the LLM-ranker is MoA-Lite
-    whose aggregator only picks a reference; debate is 3 rounds of up to 3 proposers.
+    whose aggregator only picks a reference; debate (Du et al. 2023) is 3 rounds of up to 3 of the
+    proposers, the first of them aggregating answers too long to vote on.
     """
     agents = list(base.proposers[0])
     first = agents[0]
@@ -117,12 +132,10 @@ def paper_variants(base: MoAConfig, *, prefix: str = "") -> list[Candidate]:
         "llm-ranker": lite.model_copy(
             update={"aggregator_template": RANKER_TEMPLATE, "aggregation": "rank"}
         ),
-        "debate": base.model_copy(
-            update={
-                "proposers": [agents[:3]] * 3,
-                "proposer_template": DEBATE_TEMPLATE,
-                "include_own_previous": True,
-            }
+        "debate": DebateConfig(
+            agents=agents[:3],
+            rounds=3,
+            **base.model_dump(include=set(RunSettings.model_fields)),
         ),
     }
     return [Candidate(prefix + name, config) for name, config in variants.items()]
@@ -147,10 +160,10 @@ def sweep(
 
 
 def as_candidates(
-    configs: Candidate | MoAConfig | str | Iterable[Candidate | MoAConfig | str] | Mapping[str, Any],
+    configs: Candidate | RunSettings | str | Iterable[Candidate | RunSettings | str] | Mapping[str, Any],
 ) -> list[Candidate]:
     """Normalize what a user passes: candidates, configs, preset names, or a ``{name: config}`` dict."""
-    if isinstance(configs, (Candidate, MoAConfig, str)):
+    if isinstance(configs, (Candidate, RunSettings, str)):
         configs = [configs]
     if isinstance(configs, Mapping):
         pairs = list(configs.items())
@@ -159,8 +172,11 @@ def as_candidates(
     found: list[Candidate] = []
     for position, (name, value) in enumerate(pairs, start=1):
         if isinstance(value, Candidate):
-            found.append(value if name is None else Candidate(name, value.config, value.alone))
-        elif isinstance(value, MoAConfig):
+            renamed = (
+                Candidate(name, value.config, value.alone, value.prompt_template) if name else value
+            )
+            found.append(renamed)
+        elif isinstance(value, RunSettings):
             found.append(Candidate(name or f"config-{position}", value))
         elif isinstance(value, str):
             found.append(Candidate(name or value, preset(value)))

@@ -9,6 +9,7 @@ malformed file fails with one line naming the file, the line (or item) and what 
 from __future__ import annotations
 
 import json
+import random
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -18,7 +19,7 @@ from moa_lab._errors import MoaLabError
 
 __all__ = ["SHIPPED", "Dataset", "DatasetError", "Item", "load_dataset"]
 
-#: Datasets that ship with moa_lab, loadable by name.
+#: Datasets that ship with moa_lab as files, loadable by name (``game24`` is made by code).
 SHIPPED = {"arithmetic": "arithmetic.jsonl", "instructions": "instructions.jsonl"}
 
 
@@ -50,15 +51,36 @@ class Dataset:
     """A named list of items of one shape (``qa`` has answers to score; ``instruct`` does not)."""
 
     name: str
-    shape: Literal["qa", "instruct"]
+    shape: Literal["qa", "instruct", "puzzle"]
     items: tuple[Item, ...]
+    checker: str | None = None
+    """How an answer is judged when the items have no single answer: ``game24`` (the paper's
+    Game of 24 checker); None scores the items' answers."""
 
     def __len__(self) -> int:
         return len(self.items)
 
     def head(self, count: int) -> Dataset:
         """The first ``count`` items as a dataset of the same name."""
-        return Dataset(self.name, self.shape, self.items[:count])
+        return Dataset(self.name, self.shape, self.items[:count], self.checker)
+
+    def sample(self, count: int, *, seed: int = 0) -> Dataset:
+        """``count`` items drawn without replacement by a seeded shuffle (the same every time)."""
+        chosen = random.Random(seed).sample(self.items, min(count, len(self.items)))
+        return Dataset(self.name, self.shape, tuple(chosen), self.checker)
+
+    def score(self, item: Item, output: str | None) -> bool | None:
+        """Whether ``output`` answers ``item``; None when there is nothing to score (no answer
+        stated, no known answer)."""
+        if self.checker == "game24":
+            from moa_lab.experiments.game24 import check
+
+            return check(item.instruction, output) if output else None
+        if item.answer is None:
+            return None
+        from moa_lab.experiments._scoring import score_answer
+
+        return score_answer(output, item.answer)
 
     def __repr__(self) -> str:
         return f"<Dataset {self.name!r}: {len(self)} {self.shape} items>"
@@ -129,8 +151,23 @@ def _item(record: Any, where: str, number: int) -> tuple[str, Item]:
     return shape, Item(item_id, prompt, instruction, extra_input, reference, answer, extra)
 
 
+def game24_dataset() -> Dataset:
+    """Every Game of 24 puzzle (1,362, made by code), each judged by the paper's checker."""
+    from moa_lab.experiments.game24 import puzzles
+
+    items = tuple(
+        Item(f"{number:04d}", puzzle, puzzle, extra={"puzzle": puzzle})
+        for number, puzzle in enumerate(puzzles(), start=1)
+    )
+    return Dataset("game24", "puzzle", items, checker="game24")
+
+
 def load_dataset(source: str | Path, *, limit: int | None = None) -> Dataset:
-    """Load a .jsonl/.json dataset file, or a shipped one by name (``arithmetic``, ``instructions``)."""
+    """Load a .jsonl/.json dataset file, or a shipped one by name (``arithmetic``, ``instructions``,
+    ``game24``: every Game of 24 puzzle, judged by the paper's checker)."""
+    if source == "game24":
+        dataset = game24_dataset()
+        return dataset.head(limit) if limit is not None else dataset
     if isinstance(source, str) and source in SHIPPED:
         name = source
         path = Path(str(resources.files("moa_lab") / "data" / SHIPPED[source]))

@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 from moa_lab._backend import Backend
 from moa_lab._cache import CallCache, canonical_json, open_cache
 from moa_lab._calls import check_ready
-from moa_lab._config import Agent, MoAConfig
+from moa_lab._config import Agent, MoAConfig, RunSettings
 from moa_lab._errors import ConfigError, RunError, TraceError
 from moa_lab._run import arun
 from moa_lab._sync import blocking
@@ -32,7 +32,7 @@ from moa_lab._trace import Totals, Trace
 from moa_lab.experiments._configs import Candidate, as_candidates
 from moa_lab.experiments._datasets import Dataset, Item, load_dataset
 from moa_lab.experiments._results import ExperimentResult
-from moa_lab.experiments._scoring import judge_messages, parse_verdict, score_answer
+from moa_lab.experiments._scoring import judge_messages, parse_verdict
 
 __all__ = ["EXPERIMENT_DIR_ENV", "REFERENCE", "aexperiment", "experiment"]
 
@@ -41,11 +41,13 @@ _JUDGMENT_COLUMNS = ["config", "item", "order", "verdict", "status", "score", "e
 #: The baseline name that stands for the dataset's reference outputs (AlpacaEval's ``output``).
 REFERENCE = "reference"
 
-ConfigsArg = Candidate | MoAConfig | str | Iterable[Candidate | MoAConfig | str] | Mapping[str, Any]
+ConfigsArg = Candidate | RunSettings | str | Iterable[Candidate | RunSettings | str] | Mapping[str, Any]
 
 
-def _messages(item: Item, system: str | None) -> list[dict[str, Any]]:
-    user = [{"role": "user", "content": item.prompt}]
+def _messages(item: Item, system: str | None, template: str | None = None) -> list[dict[str, Any]]:
+    # Filled by replacement, never str.format: an item may hold braces.
+    prompt = template.replace("{input}", item.prompt) if template else item.prompt
+    user = [{"role": "user", "content": prompt}]
     return [{"role": "system", "content": system}, *user] if system else user
 
 
@@ -71,7 +73,9 @@ def _critical_latency(trace: Trace) -> float | None:
     return sum(slowest.values()) if slowest else None
 
 
-def _row(candidate: Candidate, item: Item, trace: Trace | None, error: str | None) -> dict[str, Any]:
+def _row(
+    dataset: Dataset, candidate: Candidate, item: Item, trace: Trace | None, error: str | None
+) -> dict[str, Any]:
     totals = Totals.of(trace.records() if trace is not None else [])
     output = trace.final if trace is not None and error is None else None
     return {
@@ -84,7 +88,7 @@ def _row(candidate: Candidate, item: Item, trace: Trace | None, error: str | Non
         "output": output,
         "answer": item.answer,
         # None: nothing to score (the run failed, or its answer states no number to check).
-        "correct": score_answer(output, item.answer) if item.answer is not None else None,
+        "correct": dataset.score(item, output),
         "length": len(output) if output is not None else None,
         "calls": totals.calls,
         "cache_hits": totals.cache_hits,
@@ -129,8 +133,15 @@ class _Experiment:
     """The state of one experiment run: where things go, the cache, the shared backend and the limit."""
 
     def __init__(
-        self, run_dir: Path, cache: CallCache | None, concurrency: int, width: int, progress: bool
+        self,
+        dataset: Dataset,
+        run_dir: Path,
+        cache: CallCache | None,
+        concurrency: int,
+        width: int,
+        progress: bool,
     ):
+        self.dataset = dataset
         self.run_dir = run_dir
         self.cache = cache
         self.limit = asyncio.Semaphore(concurrency)
@@ -147,7 +158,7 @@ class _Experiment:
         self, candidate: Candidate, item: Item, system: str | None, bar: tqdm
     ) -> dict[str, Any]:
         """Run one config on one item (or load its finished trace) and return its row."""
-        messages = _messages(item, system)
+        messages = _messages(item, system, candidate.prompt_template)
         path = (
             self.run_dir / "traces" / safe_file_name(candidate.name) / f"{safe_file_name(item.id)}.json"
         )
@@ -169,7 +180,7 @@ class _Experiment:
                     trace, error = exc.trace if isinstance(exc.trace, Trace) else None, str(exc)
         bar.update(1)
         bar.set_postfix_str(candidate.name, refresh=False)
-        return _row(candidate, item, trace, error)
+        return _row(self.dataset, candidate, item, trace, error)
 
     async def judge_one(
         self, judge: Agent, item: Item, name: str, output: str, baseline_output: str, bar: tqdm
@@ -289,8 +300,8 @@ async def aexperiment(
         "utf-8",
     )
     store, owns_cache = open_cache(cache)
-    width = max(max((len(layer) for layer in c.run_config.proposers), default=1) for c in candidates)
-    state = _Experiment(directory, store, concurrency, width, progress)
+    width = max(len(c.run_config.agents()) for c in candidates)
+    state = _Experiment(data, directory, store, concurrency, width, progress)
     try:
         bar = tqdm(
             total=len(candidates) * len(data),
