@@ -84,6 +84,7 @@ _CHECKS: dict[str, tuple[Any, str, bool]] = {
     "parent_path": (lambda v: isinstance(v, str), "a string", True),
     "moa_lab_version": (lambda v: isinstance(v, str), "a string", False),
     "decision": (lambda v: isinstance(v, Mapping), "an object", True),
+    "imported": (lambda v: isinstance(v, Mapping), "an object", True),
     "outputs": (
         lambda v: isinstance(v, list) and all(isinstance(o, str) for o in v),
         "a list of strings",

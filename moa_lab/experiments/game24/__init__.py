@@ -11,6 +11,7 @@ judges as the paper's code does and never evaluates code.
 from __future__ import annotations
 
 from moa_lab.experiments.game24._check import check
+from moa_lab.experiments.game24._import import ImportedSearches, import_tot_log, tot_traces
 from moa_lab.experiments.game24._logs import (
     LogError,
     SampleRun,
@@ -24,15 +25,18 @@ from moa_lab.experiments.game24._logs import (
 from moa_lab.experiments.game24._puzzles import puzzles, solve
 
 __all__ = [
+    "ImportedSearches",
     "LogError",
     "SampleRun",
     "ToTSearch",
     "ToTStep",
     "Usage",
     "check",
+    "import_tot_log",
     "puzzles",
     "read_ranked_puzzles",
     "read_sample_log",
     "read_tot_log",
     "solve",
+    "tot_traces",
 ]
