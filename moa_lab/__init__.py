@@ -47,6 +47,7 @@ if TYPE_CHECKING:
     from moa_lab._run import arun, run
     from moa_lab._strategies import Strategy, StrategyConfig
     from moa_lab._tot import ToTConfig
+    from moa_lab._tot.tree import thought_tree
     from moa_lab._trace import Call, Totals, Trace, Usage
 
 #: Public name -> the module that defines it (loaded on first use: ``moa-lab --help`` stays fast).
@@ -68,6 +69,7 @@ _HOMES = {
     "Strategy": "_strategies",
     "StrategyConfig": "_strategies",
     "ToTConfig": "_tot",
+    "thought_tree": "_tot.tree",
     "OnCall": "_engine",
     "arun": "_run",
     "run": "_run",
@@ -153,6 +155,7 @@ __all__ = [
     "preset",
     "replay",
     "run",
+    "thought_tree",
 ]
 
 __getattr__, __dir__ = lazy_exports(__name__, _HOMES)

@@ -52,6 +52,7 @@ def test_public_names_are_pinned():
             "Strategy",
             "StrategyConfig",
             "ToTConfig",
+            "thought_tree",
             # replay
             "SetConfig",
             "AddProposer",
