@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import html
+import itertools
 import json
 import math
 import re
 import subprocess
 import sys
 from html.parser import HTMLParser
+from pathlib import Path
 
 import plotly.graph_objects as go
 import pytest
 from plotly.callbacks import Points
 
-from moa_lab import TraceError, Usage, _analysis, run, views
+from moa_lab import Trace, TraceError, Usage, _analysis, run, views
 from moa_lab.cli import main
 from moa_lab.testing import ChatServer, FakeLLM, completion, fake_config
 
@@ -208,23 +210,56 @@ def test_layer_graph_highlight_and_selected_options(trace):
 
 
 # -- other figures ------------------------------------------------------------------------------
-def test_timeline_draws_one_bar_per_call_and_outlines_each_layers_straggler(trace):
-    figure = views.timeline(trace)
-    start = min(trace[n].started_at for n in trace.calls())
+def _service_bars(figure):
     bars = {}
     for data in figure.data:
         if data.type == "bar" and data.customdata is not None:
             for i, node in enumerate(data.customdata):
                 bars[node] = (data.base[i], data.x[i], data.marker.line.width[i])
+    return bars
+
+
+def test_timeline_draws_service_from_when_it_began_and_outlines_the_call_that_ended_a_layer(trace):
+    figure = views.timeline(trace)
+    start = min(trace[n].started_at for n in trace.calls())
+    bars = _service_bars(figure)
     assert set(bars) == set(trace.calls())
     for node, (base, length, outline) in bars.items():
-        assert base == pytest.approx(trace[node].started_at - start)
-        assert base + length == pytest.approx(trace[node].ended_at - start, abs=0.003)
-        slow = trace[node].model == "beta"  # the delayed model finishes last in layers 1 and 2
-        if trace[node].role == "proposer":
+        call = trace[node]
+        assert base == pytest.approx(call.sent_at - start)
+        assert base + length == pytest.approx(call.ended_at - start, abs=0.003)
+        slow = call.model == "beta"  # the delayed model finishes last in layers 1 and 2
+        if call.role == "proposer":
             assert (outline > 0) == slow, node
-    waiting = _named(figure, "waiting for the layer's slowest call")
-    assert len(waiting.x) == 4  # alpha and gamma waited for beta, in both proposer layers
+    assert "serving and" in figure.layout.title.text and "ended its layer" in figure.layout.title.text
+
+
+def test_timeline_draws_waiting_for_a_slot_apart_from_service():
+    """One slot, three proposers of 0.2 s: served one after another, the waits hatched, never as work."""
+    with FakeLLM(delay=0.2) as fake:
+        config = fake_config(fake.url, max_concurrency=1)
+        trace = run("q", config, cache=False, trace_path=False, progress=False)
+    figure = views.timeline(trace)
+    bars = _service_bars(figure)
+    firsts = sorted(trace.calls(1), key=lambda n: trace[n].sent_at)
+    spans = [(bars[n][0], bars[n][0] + bars[n][1]) for n in firsts]
+    assert all(b[0] >= a[1] - 0.01 for a, b in itertools.pairwise(spans))  # no overlap
+    assert all(0.15 < hi - lo < 0.6 for lo, hi in spans)  # each bar is its own 0.2 s, no wait
+    waiting = _named(figure, "waiting (for a slot, the model, or a retry)")
+    waits = dict(zip([h.split("</b>")[0][3:] for h in waiting.hovertext], waiting.x, strict=True))
+    assert waits[firsts[1]] > 0.15 and waits[firsts[2]] > 0.35 and waits.get(firsts[0], 0) < 0.15
+
+
+def test_timeline_marks_calls_that_sent_nothing_and_says_when_times_are_unknown(cached):
+    figure = views.timeline(cached[1])
+    assert _service_bars(figure) == {}
+    hits = _named(figure, "cache hit")
+    assert set(hits.customdata) == set(cached[1].calls())
+    assert all("nothing sent" in h for h in hits.hovertext)
+    old = Trace.load(Path(__file__).parent / "data" / "v0.1" / "replay.json")
+    figure = views.timeline(old)
+    assert "not told apart" in figure.layout.title.text
+    assert "reused (replay)" in {d.name for d in figure.data} or all(not c.reused for c in old.records())
 
 
 def test_usage_sums_tokens_by_layer_and_puts_cached_tokens_apart(cached):
