@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -92,8 +93,10 @@ def test_show_summarizes_a_trace_layer_by_layer(fake, tmp_path, capsys):
     capsys.readouterr()
     assert main(["show", str(out)]) == 0
     text = capsys.readouterr().out
-    assert "L1.0   proposer   a" in text and "L2.0   aggregator z" in text
-    assert "4 calls, 0 from cache, 0 errors" in text
+    assert text.startswith("run ") and "Mixture-of-Agents: 2 layers" in text.splitlines()[0]
+    assert re.search(r"^L1\.0 +proposer +a +T0\.7", text, re.M)
+    assert re.search(r"^L2\.0 +aggregator +z ", text, re.M)
+    assert "4 calls, 0 from cache or reused, 0 errors" in text
     assert text.rstrip().endswith(Trace.load(out).final)
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 
 import networkx as nx
 import pytest
@@ -300,3 +301,12 @@ def test_the_cli_runs_a_search_and_a_debate(oracle, fake, capsys, tmp_path):
     assert "shape a mixture" in capsys.readouterr().err
     shown = json.loads(json.dumps(Trace.load(out).to_dict()))
     assert shown["graph"]["outputs"]
+    capsys.readouterr()
+    assert main(["show", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "Tree of Thoughts (Yao et al. 2023), game24 task: 4 steps, propose value x3, keep 5" in text
+    assert re.search(r"^G1\.0 +thought +oracle .*\[chosen\] \d+ states, \d+ kept$", text, re.M)
+    assert re.search(r"^V1\.0\.0 +evaluator .* value \d", text, re.M)
+    assert main(["show", str(tmp_path / "d.json")]) == 0
+    text = capsys.readouterr().out
+    assert "debate (Du et al. 2023): 3 agents, 2 rounds" in text and "decided by majority" in text

@@ -13,9 +13,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from moa_lab._errors import TraceError
+from moa_lab._text import clip
 from moa_lab._trace.call import field_error
 
-__all__ = ["MAX_LAYERS", "RUN_ID", "check_attributes", "check_call_place"]
+__all__ = ["MAX_LAYERS", "RUN_ID", "check_attributes", "check_call_place", "describe_replay"]
 
 #: A run id as moa_lab writes them (12 hex digits), and what it accepts from elsewhere: it ends up in
 #: file names, so no separators, no dots to climb out of a folder.
@@ -112,3 +113,42 @@ def check_call_place(layer: int, index: int, layers: int, *, where: str) -> None
         raise TraceError(f"{where}: field 'layer' is {layer}, but the run has {layers} layers")
     if index > MAX_LAYERS * 100:
         raise TraceError(f"{where}: field 'index' is {index}, more agents than any run has")
+
+
+def _describe(data: Any) -> str:
+    """One edit of a trace's ``edits`` attribute in words, its text quoted and clipped."""
+    if not isinstance(data, Mapping):
+        return "an unreadable edit"
+    kind = str(data.get("kind", "?"))
+    node = data.get("node")
+    text = data.get("text")
+    where = f"{node} " if isinstance(node, str) else ""
+    if kind in ("aggregator_template", "proposer_template", "user_prompt") and isinstance(text, str):
+        return f"{kind.replace('_', ' ')} {clip(text, 60)!r}"
+    content = data.get("content")
+    if kind == "node_message" and isinstance(content, str):
+        return f"{where}{data.get('role', 'user')} message {clip(content, 60)!r}"
+    if kind == "node_params":
+        chosen = {k: v for k, v in data.items() if k not in ("kind", "node") and v is not None}
+        return where + ", ".join(f"{k}={clip(str(v), 30)}" for k, v in chosen.items())
+    if kind == "add_proposer":
+        agent = data.get("agent")
+        model = agent.get("model") if isinstance(agent, Mapping) else agent
+        return f"add {clip(str(model), 40)}"
+    if kind == "remove_proposer":
+        return f"remove {node}"
+    if kind == "set_config":
+        fields_ = data.get("fields") if isinstance(data.get("fields"), Mapping) else {}
+        return "set " + ", ".join(f"{k}={clip(str(v), 30)!r}" for k, v in fields_.items())
+    return clip(kind.replace("_", " "), 40)
+
+
+def describe_replay(attrs: Mapping[str, Any]) -> str | None:
+    """``replay of <run id>: <edit>; <edit>`` for a trace made by a replay (from its graph
+    attributes), None for an original run. Template texts are quoted, clipped to 60 characters."""
+    parent = attrs.get("parent_run_id")
+    if not parent:
+        return None
+    edits = attrs.get("edits") if isinstance(attrs.get("edits"), list) else []
+    said = "; ".join(_describe(e) for e in edits) or "no edit"
+    return f"replay of {parent}: {said}"

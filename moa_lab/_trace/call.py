@@ -198,6 +198,19 @@ class Call:
         return None if begun is None else max(begun - self.started_at, 0.0)
 
     @property
+    def sampling(self) -> str:
+        """The settings that tell apart agents of one model, in a few characters:
+        ``T0.7 seed 1 ≤128`` (temperature, seed, max_tokens, and top_p when set); ``""`` if none."""
+        params = self.params or {}
+        parts = []
+        for key, show in (("temperature", "T{}"), ("top_p", "top-p {}"), ("seed", "seed {}")):
+            if params.get(key) is not None:
+                parts.append(show.format(params[key]))
+        if params.get("max_tokens") is not None:
+            parts.append(f"≤{params['max_tokens']}")
+        return " ".join(parts)
+
+    @property
     def truncated(self) -> bool:
         """True when the answer was cut off by the token cap (``finish_reason`` is ``length``)."""
         return self.finish_reason == "length"

@@ -155,7 +155,10 @@ class Trace:
         return Totals.of(self.records())
 
     def to_pandas(self):
-        """One row per call, in run order (``pandas.DataFrame``)."""
+        """One row per call, in run order (``pandas.DataFrame``): id, role, place, model and its
+        sampling settings, tokens, ``latency`` (service seconds) and ``queued`` (seconds waited
+        before service), cost, cache hit or reused, finish reason and truncation, error, references,
+        response and Unix start/end times."""
         import pandas as pd
 
         rows = []
@@ -168,12 +171,18 @@ class Trace:
                     "index": call.index,
                     "model": call.model,
                     "base_url": call.base_url,
+                    "temperature": call.params.get("temperature"),
+                    "seed": call.params.get("seed"),
+                    "max_tokens": call.params.get("max_tokens"),
                     "prompt_tokens": call.prompt_tokens,
                     "completion_tokens": call.completion_tokens,
                     "latency": call.latency,
+                    "queued": call.queued,
                     "cost": call.cost,
                     "cache_hit": call.cache_hit,
+                    "reused": call.reused,
                     "finish_reason": call.finish_reason,
+                    "truncated": call.truncated,
                     "error": call.error,
                     "references": self.references(call.id),
                     "response": call.response,
