@@ -495,3 +495,21 @@ def test_view_command_writes_the_page(trace, tmp_path, capsys, cli_fails):
     assert _cli(["view", str(saved)]) == 0
     assert (tmp_path / "run.html").is_file()
     cli_fails("no such trace file", ["view", str(tmp_path / "missing.json")])
+
+
+def test_no_dollar_reaches_plotly_where_jupyterlab_would_read_it_as_math():
+    """Two $ in a title make plotly hand it to MathJax, and JupyterLab's MathJax makes it vanish."""
+    import json as _json
+
+    def money(body):
+        return completion(
+            body["model"], "It costs $1.10 or $0.05, not $$x$$", prompt_tokens=3, completion_tokens=9
+        )
+
+    with ChatServer(money) as server:
+        config = fake_config(server.url)
+        trace = run("What does $5 buy? Or $6?", config, cache=False, trace_path=False, progress=False)
+    for name in ("layer_graph", "timeline", "usage", "evolution", "reference_reuse"):
+        data = views.__getattr__(name)(trace).to_plotly_json()
+        data["layout"].pop("template", None)
+        assert "$" not in _json.dumps(data), name

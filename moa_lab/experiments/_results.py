@@ -65,7 +65,10 @@ class ExperimentResult:
         )
 
     def _repr_html_(self) -> str:
-        return self.table()._repr_html_()
+        # JupyterLab typesets $...$ in HTML outputs as math ("$0.05 ... $0.10" would vanish);
+        # MathJax 3 skips elements of class mathjax_ignore (tex2jax_ignore for MathJax 2).
+        table = self.table()._repr_html_()
+        return f'<div class="mathjax_ignore tex2jax_ignore">{table}</div>'
 
 
 def summarize(

@@ -28,6 +28,7 @@ __all__ = [
     "layout",
     "out_tokens",
     "sum_by",
+    "tex_safe",
 ]
 
 _HOVER_LINES = 4
@@ -55,6 +56,39 @@ def layout(
         margin={"l": 60, "r": 20, "t": 80, "b": 50} | (margin or {}),
         **options,
     )
+    return tex_safe(figure)
+
+
+def _no_dollar(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.replace("$", "&#36;")
+    if isinstance(value, (list, tuple)) and any(isinstance(v, str) and "$" in v for v in value):
+        return [_no_dollar(v) for v in value]
+    return value
+
+
+def tex_safe(figure: go.Figure) -> go.Figure:
+    """Keep plotly from reading text as LaTeX: in JupyterLab (which loads MathJax) a title holding
+    two ``$`` ("spent $0.01, saved $0.02") is typeset as math and vanishes. Every ``$`` in titles,
+    annotations, axis and tick labels, names, texts and hovers becomes ``&#36;``, which plotly shows
+    as a dollar sign after its math check."""
+    lay = figure.layout
+    if lay.title and lay.title.text and "$" in lay.title.text:
+        lay.title.text = _no_dollar(lay.title.text)
+    for note in lay.annotations or ():
+        if note.text and "$" in note.text:
+            note.text = _no_dollar(note.text)
+    for axis in [k for k in lay.to_plotly_json() if k.startswith(("xaxis", "yaxis"))]:
+        box = lay[axis]
+        if box.title and box.title.text and "$" in box.title.text:
+            box.title.text = _no_dollar(box.title.text)
+        if box.ticktext is not None:
+            box.ticktext = _no_dollar(list(box.ticktext))
+    for data in figure.data:
+        for field in ("name", "text", "hovertext", "hovertemplate"):
+            value = getattr(data, field, None)
+            if value is not None and "$" in str(value):
+                setattr(data, field, _no_dollar(list(value) if isinstance(value, tuple) else value))
     return figure
 
 
