@@ -513,3 +513,14 @@ def test_no_dollar_reaches_plotly_where_jupyterlab_would_read_it_as_math():
         data = views.__getattr__(name)(trace).to_plotly_json()
         data["layout"].pop("template", None)
         assert "$" not in _json.dumps(data), name
+
+
+def test_a_model_has_the_same_colour_in_every_trace_and_models_of_one_trace_differ(trace, cached):
+    one, other = views.model_colors(trace), views.model_colors(cached[0])
+    for model in set(one) & set(other):
+        assert one[model] == other[model]
+    assert len(set(one.values())) == len(one)
+    from moa_lab.views._style import model_color
+
+    firsts = {trace[n].model for n in trace.calls()[:1]}
+    assert all(one[m] == model_color(m) for m in firsts)

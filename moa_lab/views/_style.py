@@ -6,6 +6,7 @@ a trace file may come from anyone) goes through ``esc`` before it reaches HTML o
 
 from __future__ import annotations
 
+import hashlib
 import html
 
 from moa_lab._text import clip
@@ -20,10 +21,11 @@ __all__ = [
     "clip",
     "esc",
     "esc_plot",
+    "model_color",
     "model_colors",
 ]
 
-#: Model colours (Tableau 10 without its red, which marks errors), assigned in run order.
+#: Model colours (Tableau 10 without its red, which marks errors), one per model by a hash of its name.
 PALETTE = (
     "#4E79A7",
     "#F28E2B",
@@ -51,13 +53,27 @@ def esc_plot(value: object) -> str:
     return html.escape(str(value), quote=False)
 
 
+def model_color(model: str) -> str:
+    """The colour of a model, the same in every trace and figure (a hash of its name)."""
+    digest = hashlib.sha256(model.encode("utf-8", "surrogatepass")).digest()
+    return PALETTE[int.from_bytes(digest[:4], "big") % len(PALETTE)]
+
+
 def model_colors(trace: Trace) -> dict[str, str]:
-    """A colour per model, in the order models first appear in the run (stable across views)."""
+    """A colour per model of the trace: each model's own ``model_color``, so one model looks the
+    same in every trace; when two models of one trace share it, the later one (in run order) takes
+    the next free colour of the palette."""
     colors: dict[str, str] = {}
     for node in trace.calls():
         model = trace[node].model
-        if model not in colors:
-            colors[model] = PALETTE[len(colors) % len(PALETTE)]
+        if model in colors:
+            continue
+        color = model_color(model)
+        if color in colors.values() and len(colors) < len(PALETTE):
+            start = PALETTE.index(color)
+            free = (PALETTE[(start + k) % len(PALETTE)] for k in range(len(PALETTE)))
+            color = next(c for c in free if c not in colors.values())
+        colors[model] = color
     return colors
 
 
