@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import nbformat
@@ -13,6 +14,7 @@ NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.i
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1500)  # the local model on 2 cores; a cell alone may take up to 900 s
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
 def test_the_notebook_runs_top_to_bottom(path, monkeypatch):
     # CI keeps experiments tiny; a reader gets the notebook's own default.
@@ -30,3 +32,12 @@ def test_the_notebook_runs_top_to_bottom(path, monkeypatch):
         if output.get("output_type") == "error"
     ]
     assert errors == []
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
+def test_no_markdown_dollar_is_read_as_math(path):
+    """JupyterLab typesets $...$ in markdown: "$1.10 ... $0.05" would turn into a formula."""
+    notebook = nbformat.read(path, as_version=4)
+    for cell in notebook.cells:
+        if cell.cell_type == "markdown":
+            assert not re.search(r"(?<!\\)\$", cell.source), cell.source[:200]
