@@ -253,6 +253,36 @@ def test_a_search_replay_reuses_everything_an_edit_does_not_reach(oracle):
     assert not {c.id for c in evaluators if c.layer == 4} & set(value.recomputed)
 
 
+def test_the_prompt_lab_edits_a_searchs_value_prompt_and_a_debates_update_prompt(oracle, fake):
+    from moa_lab.views import PromptLab
+
+    source = _run("4 5 6 10", ToTConfig(agent=Agent(model="oracle", base_url=oracle.url)))
+    lab = PromptLab(source, cache=False, trace_dir=None)
+    assert list(lab.prompt.options)[:2] == ["propose prompt", "value prompt"]
+    lab.prompt.value = "value prompt"
+    assert "Evaluate if given numbers can reach 24" in lab.template.value
+    lab.template.value = lab.template.value.replace("Evaluate if", "Judge whether")
+    (edit,) = lab.edits()
+    assert isinstance(edit, SetConfig) and set(edit.fields) == {"value_prompt"}
+    planned = moa_lab.plan(source, edit, cache=False)
+    assert f"send <b>{planned.calls}</b> calls" in lab.plan_panel.value
+    lab.prompt.value = "propose prompt"  # switching keeps the edit
+    lab.prompt.value = "value prompt"
+    assert lab.template.value.startswith("Judge whether")
+
+    agents = [Agent(model=m, base_url=fake.url) for m in ("a", "b")]
+    debate = _run("Why is the sky blue?", DebateConfig(agents=agents, rounds=2, decide="aggregate"))
+    lab = PromptLab(debate, cache=False, trace_dir=None)
+    lab.template.value = "Others said: {answers}. Answer again, briefly."
+    before = len(fake.chat_requests())
+    attempt = lab.run()
+    assert len(fake.chat_requests()) - before == 3  # the two round-2 answers and the aggregator
+    assert set(attempt.recomputed) == {"D2.0", "D2.1", "A3.0"}
+    assert "running" not in lab.status.value and attempt.trace.run_id in lab.answers.value
+    lab.node.value = "D2.0"
+    assert lab.user.value == [m for m in debate["D2.0"].messages if m["role"] == "user"][-1]["content"]
+
+
 # -- your own strategy ----------------------------------------------------------------------------
 async def best_of_two(run):
     """Ask the first member twice, then the second picks the shorter answer."""

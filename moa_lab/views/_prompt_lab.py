@@ -1,4 +1,5 @@
-"""``PromptLab``: edit the aggregator's template or any call's messages, run, and see what changed.
+"""``PromptLab``: edit a run's prompts (a mixture's aggregator template, a debate's update prompt, a
+search's propose and value prompts) or any call's messages, run, and see what changed.
 
 Each run replays the source trace with what the boxes hold (only the calls the edits reach are sent),
 shows the new final answer beside the old one with a word diff and the layer graph with the recomputed
@@ -21,11 +22,21 @@ import ipywidgets as widgets
 import plotly.graph_objects as go
 
 from moa_lab._cache import CallCache
-from moa_lab._config import MoAConfig
+from moa_lab._config import MoAConfig, RunSettings
 from moa_lab._errors import MoaLabError
-from moa_lab._replay import AggregatorTemplate, Edit, NodeMessage, ProposerTemplate, plan, replay
+from moa_lab._replay import (
+    AggregatorTemplate,
+    Edit,
+    NodeMessage,
+    ProposerTemplate,
+    SetConfig,
+    plan,
+    replay,
+)
+from moa_lab._strategies import config_from_dict
 from moa_lab._text import safe_file_name
-from moa_lab._trace import Trace
+from moa_lab._trace import Call, Trace
+from moa_lab._trace.attributes import describe_replay
 from moa_lab.views._compare_view import finals_html
 from moa_lab.views._graph import layer_graph
 from moa_lab.views._style import ERROR_COLOR, clip, esc
@@ -60,9 +71,11 @@ class Attempt:
         return ", ".join(label.strip().replace("_", " ") for label in labels) or "no edits"
 
 
-def _node_texts(trace: Trace, config: MoAConfig, node: str) -> dict[str, str]:
+def _node_texts(trace: Trace, config: RunSettings, node: str) -> dict[str, str]:
     """What a call's system and user boxes start with: its own edits, else what the run used."""
     own = trace.node_messages.get(node, {})
+    if not isinstance(config, MoAConfig):  # any other strategy: the messages the call sent
+        return {**_sent_texts(trace[node]), **own}
     messages = trace.messages
     given = messages[0]["content"] if messages[0]["role"] == "system" else ""
     layer = trace[node].layer
@@ -73,6 +86,43 @@ def _node_texts(trace: Trace, config: MoAConfig, node: str) -> dict[str, str]:
         system = given
     users = [m["content"] for m in messages if m["role"] == "user"]
     return {"system": own.get("system", system), "user": own.get("user", users[-1] if users else "")}
+
+
+def _sent_texts(call: Call) -> dict[str, str]:
+    systems = [m["content"] for m in call.messages if m.get("role") == "system"]
+    users = [m["content"] for m in call.messages if m.get("role") == "user"]
+    return {"system": systems[0] if systems else "", "user": users[-1] if users else ""}
+
+
+def prompt_fields(config: RunSettings) -> dict[str, tuple[str, str]]:
+    """The prompts of a run's config a lab can edit: label -> (config field, the text in use).
+
+    MoA: the aggregator template (and the proposers' of layers > 1); debate: the update prompt of
+    rounds > 1 (Du et al. 2023); Tree of Thoughts: the task's propose, value, last-step value and
+    chain-of-thought prompts (Yao et al. 2023); a strategy of your own: none (edit calls instead).
+    """
+    if isinstance(config, MoAConfig):
+        fields = {"aggregator template": ("aggregator_template", config.aggregator_template)}
+        if config.layers > 2:
+            fields["proposer template (layers > 1)"] = ("proposer_template", config.template_for(2))
+        return fields
+    if config.strategy == "debate":
+        return {"update prompt (rounds > 1)": ("update_template", config.update_template)}
+    if config.strategy == "tot":
+        task = config.task_object()
+        found = {
+            "propose prompt": ("propose_prompt", "propose"),
+            "value prompt": ("value_prompt", "value"),
+            "last-step value prompt": ("value_last_step_prompt", "value_last"),
+            "chain-of-thought prompt": ("cot_prompt", "cot"),
+            "vote prompt": ("vote_prompt", "vote"),
+        }
+        return {
+            label: (field, getattr(config, field) or getattr(task, attribute))
+            for label, (field, attribute) in found.items()
+            if isinstance(getattr(task, attribute, None), str)
+        }
+    return {}
 
 
 class PromptLab(widgets.VBox):
@@ -87,7 +137,9 @@ class PromptLab(widgets.VBox):
         allow_hosts: Iterable[str] = (),
     ):
         self.source = trace if isinstance(trace, Trace) else Trace.load(trace)
-        self.config = MoAConfig.from_dict(self.source.config, source=f"trace {self.source.run_id}")
+        self.config = config_from_dict(self.source.config, source=f"trace {self.source.run_id}")
+        self.fields = prompt_fields(self.config)
+        self.prompt_edits: dict[str, str] = {}  # config field -> the text the lab will run with
         self.cache = cache
         self.trace_dir = Path(trace_dir) if trace_dir else None
         self.allow_hosts = tuple(allow_hosts)
@@ -95,18 +147,22 @@ class PromptLab(widgets.VBox):
         self.node_edits: dict[str, dict[str, str]] = {}
         self._loading = False
 
+        choices = list(self.fields)
+        self.prompt = widgets.Dropdown(
+            options=choices, value=choices[0] if choices else None, description="prompt"
+        )
         self.template = widgets.Textarea(
-            value=self.config.aggregator_template,
-            description="aggregator",
+            value=self.fields[choices[0]][1] if choices else "",
+            description="text",
             layout=_BOX,
             continuous_update=False,
             # A one-call run reads no references: edit its messages below instead.
-            disabled=self.config.layers == 1,
+            disabled=not choices or (isinstance(self.config, MoAConfig) and self.config.layers == 1),
         )
         self.for_proposers = widgets.Checkbox(
             value=False,
             description="also for the proposers of layers > 1",
-            disabled=self.config.layers <= 2,
+            disabled=not isinstance(self.config, MoAConfig) or self.config.layers <= 2,
             indent=False,
         )
         self.node = widgets.Dropdown(options=self.source.calls(), value=None, description="call")
@@ -120,8 +176,9 @@ class PromptLab(widgets.VBox):
         self.history = widgets.HTML()
         self.picker = widgets.Dropdown(options=[], description="attempt")
 
-        for box in (self.template, self.for_proposers):
-            box.observe(lambda _: self.refresh_plan(), names="value")
+        self.template.observe(lambda _: self._note_prompt_edit(), names="value")
+        self.for_proposers.observe(lambda _: self.refresh_plan(), names="value")
+        self.prompt.observe(lambda change: self._load_prompt(change["new"]), names="value")
         self.node.observe(lambda change: self._load_node(change["new"]), names="value")
         for box in (self.system, self.user):
             box.observe(lambda _: self._note_node_edit(), names="value")
@@ -141,7 +198,13 @@ class PromptLab(widgets.VBox):
                 widgets.HTML(
                     f"<b>Prompt lab</b> on run {esc(self.source.run_id)}: "
                     f"{esc(clip(self.source.prompt, 100))}"
+                    + (
+                        f"<br><i>{esc(describe_replay(self.source.graph.graph))}</i>"
+                        if describe_replay(self.source.graph.graph)
+                        else ""
+                    )
                 ),
+                self.prompt,
                 self.template,
                 self.for_proposers,
                 widgets.Accordion([node_box], titles=["a call's messages"]),
@@ -163,14 +226,41 @@ class PromptLab(widgets.VBox):
     def edits(self) -> list[Edit]:
         """The edits the boxes hold (nothing for a box left as the source run had it)."""
         edits: list[Edit] = []
-        text = self.template.value
-        if text != self.config.aggregator_template:
-            edits.append(AggregatorTemplate(text))
-        if self.for_proposers.value and self.config.layers > 2 and text != self.config.template_for(2):
-            edits.append(ProposerTemplate(text))
+        changed = dict(self.prompt_edits)
+        if isinstance(self.config, MoAConfig):
+            text = changed.pop("aggregator_template", None)
+            if text is not None:
+                edits.append(AggregatorTemplate(text))
+                if self.for_proposers.value and self.config.layers > 2:
+                    changed.setdefault("proposer_template", text)
+            text = changed.pop("proposer_template", None)
+            if text is not None and text != self.config.template_for(2):
+                edits.append(ProposerTemplate(text))
+        elif changed:
+            edits.append(SetConfig(changed))
         for node, roles in self.node_edits.items():
             edits += [NodeMessage(node, role, content) for role, content in roles.items()]  # type: ignore[arg-type]
         return edits
+
+    def _load_prompt(self, label: str | None) -> None:
+        if label is None:
+            return
+        field, text = self.fields[label]
+        self._loading = True
+        try:
+            self.template.value = self.prompt_edits.get(field, text)
+        finally:
+            self._loading = False
+
+    def _note_prompt_edit(self) -> None:
+        if self._loading or self.prompt.value is None:
+            return
+        field, original = self.fields[self.prompt.value]
+        if self.template.value != original:
+            self.prompt_edits[field] = self.template.value
+        else:
+            self.prompt_edits.pop(field, None)
+        self.refresh_plan()
 
     def _load_node(self, node: str | None) -> None:
         self._loading = True
@@ -209,6 +299,7 @@ class PromptLab(widgets.VBox):
             self._error(exc)
             return
         self.status.value = ""
+        self._planned = planned.calls
         cost = "unknown" if planned.cost is None else f"${planned.cost:.6f}"
         recomputed = ", ".join(planned.recomputed) or "nothing"
         self.plan_panel.value = (
@@ -225,7 +316,20 @@ class PromptLab(widgets.VBox):
         if self.trace_dir is not None:
             # A name derived from trace content stays inside the folder, whatever the trace says.
             path = self.trace_dir / f"{safe_file_name(self.source.run_id)}-attempt-{number}.json"
-        self.status.value = "<i>running…</i>"
+        expected = getattr(self, "_planned", None)
+        sent: list[str] = []
+        self.status.value = f"<i>running… 0 of {expected} calls to send</i>"
+
+        def on_call(trace: Trace, node: str) -> None:
+            # The kernel sends widget updates at once, even while this cell's callback runs.
+            if not trace[node].reused:
+                sent.append(node)
+            done = len(sent)
+            self.status.value = (
+                f"<i>running… {done} of {max(expected or 0, done)} calls to send done "
+                f"(last: {esc(node)})</i>"
+            )
+
         try:
             trace = replay(
                 self.source,
@@ -233,6 +337,7 @@ class PromptLab(widgets.VBox):
                 cache=self.cache,
                 trace_path=path,
                 progress=False,
+                on_call=on_call,
                 allow_hosts=self.allow_hosts,
             )
         except MoaLabError as exc:
