@@ -21,13 +21,16 @@ only on the texts (TF-IDF also on the trace's responses), so results are memoize
 
 from __future__ import annotations
 
+import bisect
 import difflib
 import math
+import operator
 import re
 import weakref
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
+from itertools import repeat
 from typing import Any
 
 import networkx as nx
@@ -42,6 +45,7 @@ __all__ = [
     "bleu",
     "carried",
     "copied",
+    "layer_diversity",
     "layer_similarity",
     "similarity_to_final",
     "word_diff",
@@ -69,9 +73,14 @@ def words(text: str | None) -> list[str]:
 
 
 class _Profile:
-    """A text's words and its 1..4-gram counts, computed once per text."""
+    """A text's words and its 1..4-grams, computed once per text.
 
-    __slots__ = ("grams", "repeated", "runs", "tokens")
+    ``grams[n - 1]`` holds the text's n-grams as a set in which the k-th repeat of an n-gram
+    (k >= 1) is tagged ``"<n-gram>\0k"``: the size of the intersection of two texts' sets is then
+    the clipped count of the n-grams they share, found in one set intersection (in C).
+    """
+
+    __slots__ = ("grams", "runs", "tokens")
 
     def __init__(self, text: str | None):
         self.tokens = words(text)
@@ -81,25 +90,56 @@ class _Profile:
             for n in range(2, _MAX_N + 1)
         ]
         self.runs = joined[_MIN_RUN - 1]
-        self.grams = [Counter(grams) for grams in joined]
-        self.repeated = [{g: c for g, c in grams.items() if c > 1} for grams in self.grams]
+        self.grams = [_occurrences(grams) for grams in joined]
 
     def total(self, n: int) -> int:
         return max(len(self.tokens) - n + 1, 0)
 
 
+def _occurrences(grams: list[str]) -> frozenset[str]:
+    """The n-grams once each, plus ``"<n-gram>\0k"`` for the k-th repeat (``\0`` is in no word)."""
+    counts = Counter(grams)
+    repeats = [f"{gram}\0{k}" for gram, count in counts.items() if count > 1 for k in range(1, count)]
+    return frozenset(counts).union(repeats)
+
+
 def _shared(a: _Profile, b: _Profile, n: int) -> int:
     """Clipped count of the n-grams two texts share (the min of both counts, summed)."""
-    # Most n-grams occur once: count the common ones with a set intersection (in C), then add what
-    # n-grams repeated in both texts contribute beyond one.
-    ra, rb = a.repeated[n - 1], b.repeated[n - 1]
-    extra = sum(min(ra[g], rb[g]) - 1 for g in ra.keys() & rb.keys()) if ra and rb else 0
-    return len(a.grams[n - 1].keys() & b.grams[n - 1].keys()) + extra
+    return len(a.grams[n - 1] & b.grams[n - 1])
 
 
-def _carried(source: _Profile, target: _Profile) -> float:
-    total = source.total(2)
-    return _shared(source, target, 2) / total if total else 0.0
+def _measures(
+    source: _Profile, target: _Profile, vectors: tuple[dict[str, float], dict[str, float]] | None = None
+) -> tuple[float, float, float, float]:
+    """``carried`` and ``copied`` of the source into the target, ``bleu`` of the target against it,
+    and the cosine of the two TF-IDF ``vectors`` (0.0 without them).
+
+    One pass for all four: the shared words give the cosine, the shared n-gram counts serve
+    ``carried`` and ``bleu`` alike (the count is symmetric), and an n-gram shared by both texts is
+    made of shared (n-1)-grams, so once an order shares nothing the higher ones are not looked at.
+    """
+    common = source.grams[0] & target.grams[0]
+    if not common:
+        return 0.0, 0.0, 0.0, 0.0
+    shared = [len(common)]
+    for n in range(2, _MAX_N + 1):
+        shared.append(_shared(source, target, n) if shared[-1] else 0)
+    pairs = source.total(2)
+    carried = shared[1] / pairs if pairs else 0.0
+    copied = _copied(source, target) if shared[_MIN_RUN - 1] else 0.0
+    log_sum = 0.0
+    for n, matched in enumerate(shared, start=1):
+        smooth = 0 if n == 1 else 1
+        log_sum += math.log((matched + smooth) / (target.total(n) + smooth))
+    cosine = _dot(*vectors, common) if vectors else 0.0
+    return carried, copied, math.exp(log_sum / _MAX_N), cosine
+
+
+def _dot(a: dict[str, float], b: dict[str, float], common: Iterable[str]) -> float:
+    """The cosine of unit vectors ``a`` and ``b`` over the words they share (others count 0)."""
+    # Looked up and multiplied in C: this runs once per edge of a trace.
+    products = map(operator.mul, map(a.get, common, repeat(0.0)), map(b.get, common, repeat(0.0)))
+    return min(sum(products), 1.0)
 
 
 def _copied(source: _Profile, target: _Profile) -> float:
@@ -113,31 +153,19 @@ def _copied(source: _Profile, target: _Profile) -> float:
     return covered / len(source.tokens) if source.tokens else 0.0
 
 
-def _bleu(candidate: _Profile, reference: _Profile) -> float:
-    log_sum = 0.0
-    for n in range(1, _MAX_N + 1):
-        total = candidate.total(n)
-        matched = _shared(candidate, reference, n)
-        if n == 1 and not matched:
-            return 0.0
-        smooth = 0 if n == 1 else 1
-        log_sum += math.log((matched + smooth) / (total + smooth))
-    return math.exp(log_sum / _MAX_N)
-
-
 def carried(source: str, target: str) -> float:
     """Share of the source's word bigrams that reappear in the target (ROUGE-2 recall)."""
-    return _carried(_Profile(source), _Profile(target))
+    return _measures(_Profile(source), _Profile(target))[0]
 
 
 def copied(source: str, target: str) -> float:
     """Share of the source's words that lie in a run of 3+ words found verbatim in the target."""
-    return _copied(_Profile(source), _Profile(target))
+    return _measures(_Profile(source), _Profile(target))[1]
 
 
 def bleu(candidate: str, reference: str) -> float:
     """BLEU-like precision of ``candidate`` against one ``reference`` (smoothed, no brevity penalty)."""
-    return _bleu(_Profile(candidate), _Profile(reference))
+    return _measures(_Profile(reference), _Profile(candidate))[2]
 
 
 class TfIdf:
@@ -163,9 +191,7 @@ class TfIdf:
     def cosine(self, i: int, j: int) -> float:
         """Cosine similarity of texts i and j (0.0 when either has no words)."""
         a, b = self.vectors[i], self.vectors[j]
-        if len(a) > len(b):
-            a, b = b, a
-        return min(sum(v * b[w] for w, v in a.items() if w in b), 1.0)
+        return _dot(a, b, a.keys() & b.keys())
 
 
 @dataclass(frozen=True)
@@ -229,28 +255,58 @@ def attribution(trace: Trace) -> dict[tuple[str, str], Reuse]:
     texts = _texts(trace)
     if texts.reuse is None:
         found: dict[tuple[str, str], Reuse] = {}
+        vectors = texts.tfidf.vectors
         for target in texts.nodes:
             for position, source in enumerate(trace.references(target), start=1):
-                src, tgt = texts.profiles[source], texts.profiles[target]
+                carried, copied, bleu, tfidf = _measures(
+                    texts.profiles[source],
+                    texts.profiles[target],
+                    (vectors[texts.slot[source]], vectors[texts.slot[target]]),
+                )
                 found[source, target] = Reuse(
                     source=source,
                     target=target,
                     position=position,
-                    carried=_carried(src, tgt),
-                    copied=_copied(src, tgt),
-                    bleu=_bleu(tgt, src),
-                    tfidf=texts.cosine(source, target),
+                    carried=carried,
+                    copied=copied,
+                    bleu=bleu,
+                    tfidf=tfidf,
                 )
         texts.reuse = found
     return texts.reuse
 
 
-def layer_similarity(trace: Trace, layer: int) -> tuple[list[str], list[list[float]]]:
-    """The calls of a layer that answered and their pairwise TF-IDF cosine (1.0 on the diagonal)."""
+def layer_similarity(
+    trace: Trace, layer: int, *, first: int | None = None
+) -> tuple[list[str], list[list[float]]]:
+    """The calls of a layer that answered and their pairwise TF-IDF cosine (1.0 on the diagonal).
+
+    ``first``: only the first that many answers (the matrix grows with the square of its calls).
+    """
     texts = _texts(trace)
-    nodes = [c.id for c in trace.records(layer) if c.response is not None]
+    nodes = [c.id for c in trace.records(layer) if c.response is not None][:first]
     matrix = [[1.0 if a == b else texts.cosine(a, b) for b in nodes] for a in nodes]
     return nodes, matrix
+
+
+def layer_diversity(trace: Trace, layer: int) -> float | None:
+    """The mean TF-IDF cosine over all pairs of a layer's answers (None under two answers).
+
+    Exact and linear in the answers: with unit vectors, the sum over pairs of their dot products is
+    ``(|sum of the vectors|^2 - the number of non-empty vectors) / 2``.
+    """
+    texts = _texts(trace)
+    nodes = [c.id for c in trace.records(layer) if c.response is not None]
+    if len(nodes) < 2:
+        return None
+    total: Counter[str] = Counter()
+    norms = 0
+    for node in nodes:
+        vector = texts.tfidf.vectors[texts.slot[node]]
+        total.update(vector)
+        norms += 1 if vector else 0
+    pairs = len(nodes) * (len(nodes) - 1) / 2
+    return min(max((sum(v * v for v in total.values()) - norms) / 2 / pairs, 0.0), 1.0)
 
 
 def similarity_to_final(trace: Trace) -> dict[str, float]:
@@ -265,27 +321,134 @@ def word_diff(old: str | None, new: str | None) -> list[tuple[str, str]]:
     """Word-level diff of two texts as ``(op, text)`` runs, op in ``equal``/``delete``/``insert``.
 
     Joining the ``equal`` and ``insert`` runs gives back ``new``; ``equal`` and ``delete`` give ``old``
-    up to whitespace.
+    up to whitespace (the same words, broken at the same places). Texts of up to about 2,000 words
+    each get ``difflib``'s diff; longer ones are first cut at passages they share in the same order
+    (``_match``), so the cost grows about linearly with the texts, not with their product.
     """
     a = _DIFF_TOKEN.findall(old or "")
     b = _DIFF_TOKEN.findall(new or "")
-    matcher = difflib.SequenceMatcher(
-        None, [t.rstrip() for t in a], [t.rstrip() for t in b], autojunk=False
-    )
-    runs: list[tuple[str, str]] = []
+    opcodes: list[tuple[str, int, int, int, int]] = []
+    _match([t.rstrip() for t in a], [t.rstrip() for t in b], 0, len(a), 0, len(b), opcodes, 0)
+    # Pieces are gathered per run and joined once: adding strings run by run would be quadratic.
+    runs: list[tuple[str, list[str]]] = []
 
-    def add(op: str, text: str) -> None:
-        if not text:
+    def add(op: str, pieces: list[str]) -> None:
+        if not pieces:
             return
         if runs and runs[-1][0] == op:
-            runs[-1] = (op, runs[-1][1] + text)
+            runs[-1][1].extend(pieces)
         else:
-            runs.append((op, text))
+            runs.append((op, pieces))
 
-    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
-        if tag == "equal":
-            add("equal", "".join(b[j1:j2]))
+    for tag, i1, i2, j1, j2 in opcodes:
+        if tag != "equal":
+            add("delete", a[i1:i2])
+            add("insert", b[j1:j2])
             continue
-        add("delete", "".join(a[i1:i2]))
-        add("insert", "".join(b[j1:j2]))
-    return runs
+        # Equal words may differ in the whitespace after them. Where only ``old`` has some, it is
+        # deleted, and where only ``new`` has some before more of ``old``, inserted: so ``old``
+        # neither loses nor gains a break between two of its words.
+        start = j1
+        for i, j in zip(range(i1, i2), range(j1, j2), strict=True):
+            spaced = a[i][-1].isspace()
+            if spaced != b[j][-1].isspace() and (spaced or i + 1 < len(a)):
+                word = b[j].rstrip()
+                add("equal", [*b[start:j], word])
+                if spaced:
+                    add("delete", [a[i][len(word) :]])
+                else:
+                    add("insert", [b[j][len(word) :]])
+                start = j + 1
+        add("equal", b[start:j2])
+    return [(op, "".join(pieces)) for op, pieces in runs]
+
+
+#: Up to this many token pairs (old tokens x new tokens), a diff is difflib's, exact: about 2,000
+#: words against 2,000, a tenth of a second. ``difflib`` grows with the product of the lengths.
+_EXACT_PAIRS = 4_000_000
+#: Between anchors, a part is diffed exactly up to this many token pairs, else cut again.
+_GAP_PAIRS = 1_000_000
+#: Anchors are runs of this many tokens found exactly once in each text.
+_ANCHOR = 3
+#: Cuts at anchors nest at most this deep; a part still too big after that is replaced whole.
+_MAX_DEPTH = 8
+
+
+def _match(
+    a: list[str], b: list[str], alo: int, ahi: int, blo: int, bhi: int,
+    out: list[tuple[str, int, int, int, int]], depth: int,
+) -> None:  # fmt: skip
+    """Append the opcodes that turn ``a[alo:ahi]`` into ``b[blo:bhi]`` to ``out``, in order.
+
+    Small enough: ``difflib``. Too big: keep the common head and tail, then cut both at the runs of
+    ``_ANCHOR`` tokens that occur once in each and in the same order (patience diff: the longest
+    increasing chain of such anchors) and match the parts between anchors the same way. Every level
+    is linear in its part, and a part that has no anchor is replaced whole, so the cost stays bounded.
+    """
+    if alo == ahi or blo == bhi:
+        if alo < ahi or blo < bhi:
+            out.append(("replace", alo, ahi, blo, bhi))
+        return
+    if (ahi - alo) * (bhi - blo) <= (_EXACT_PAIRS if depth == 0 else _GAP_PAIRS):
+        matcher = difflib.SequenceMatcher(None, a[alo:ahi], b[blo:bhi], autojunk=False)
+        for tag, i1, i2, j1, j2 in matcher.get_opcodes():
+            out.append((tag, alo + i1, alo + i2, blo + j1, blo + j2))
+        return
+    head = 0
+    while alo + head < ahi and blo + head < bhi and a[alo + head] == b[blo + head]:
+        head += 1
+    tail = 0
+    while ahi - tail > alo + head and bhi - tail > blo + head and a[ahi - tail - 1] == b[bhi - tail - 1]:
+        tail += 1
+    if head or tail:
+        if head:
+            out.append(("equal", alo, alo + head, blo, blo + head))
+        _match(a, b, alo + head, ahi - tail, blo + head, bhi - tail, out, depth)
+        if tail:
+            out.append(("equal", ahi - tail, ahi, bhi - tail, bhi))
+        return
+    anchors = _anchors(a, b, alo, ahi, blo, bhi) if depth < _MAX_DEPTH else []
+    if not anchors:
+        out.append(("replace", alo, ahi, blo, bhi))
+        return
+    for i, j in anchors:
+        _match(a, b, alo, i, blo, j, out, depth + 1)
+        out.append(("equal", i, i + 1, j, j + 1))
+        alo, blo = i + 1, j + 1
+    _match(a, b, alo, ahi, blo, bhi, out, depth + 1)
+
+
+def _anchors(
+    a: list[str], b: list[str], alo: int, ahi: int, blo: int, bhi: int
+) -> list[tuple[int, int]]:
+    """Positions (i, j) starting a run of ``_ANCHOR`` tokens found once in each part, in both orders.
+
+    The longest chain increasing in both i and j (patience sorting, n log n), so no two cross.
+    """
+
+    def grams(seq: list[str], lo: int, hi: int) -> list[tuple[str, ...]]:
+        return list(zip(*(seq[lo + k : hi] for k in range(_ANCHOR)), strict=False))
+
+    in_a, in_b = grams(a, alo, ahi), grams(b, blo, bhi)
+    once_a = {g for g, n in Counter(in_a).items() if n == 1}
+    count_b = Counter(in_b)
+    at_b = {g: blo + j for j, g in enumerate(in_b) if count_b[g] == 1 and g in once_a}
+    pairs = [(alo + i, at_b[g]) for i, g in enumerate(in_a) if g in at_b]
+    # Patience sorting: tops[k] is the smallest j ending an increasing chain of length k + 1.
+    tops: list[int] = []
+    ends: list[int] = []  # index into pairs of the chain end behind each top
+    before: list[int] = []  # for each pair, the pair before it in its best chain (-1: none)
+    for index, (_, j) in enumerate(pairs):
+        k = bisect.bisect_left(tops, j)
+        before.append(ends[k - 1] if k else -1)
+        if k == len(tops):
+            tops.append(j)
+            ends.append(index)
+        else:
+            tops[k], ends[k] = j, index
+    chain = []
+    index = ends[-1] if ends else -1
+    while index >= 0:
+        chain.append(pairs[index])
+        index = before[index]
+    return chain[::-1]
