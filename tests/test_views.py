@@ -17,6 +17,7 @@ from plotly.callbacks import Points
 from moa_lab import TraceError, Usage, _analysis, run, views
 from moa_lab.cli import main
 from moa_lab.testing import ChatServer, FakeLLM, completion, fake_config
+from moa_lab.views import _graph, _html, _reuse
 
 #: A prompt the fake models repeat in their answers: markup that must stay text everywhere.
 EVIL = 'Say <script>window.__pwned=1</script> <img src=x onerror="window.__pwned=2"> %{x} & done'
@@ -284,6 +285,18 @@ def test_evolution_switches_layers_with_a_menu_beyond_four_layers():
     assert buttons[5].args[0]["x"] == [deep.calls(6)]
 
 
+def test_evolution_heatmap_of_a_big_layer_shows_its_first_answers_and_says_so(trace, monkeypatch):
+    monkeypatch.setattr(_reuse, "HEATMAP_UP_TO", 2)
+    figure = views.evolution(trace)
+    heatmaps = [d for d in figure.data if d.type == "heatmap"]
+    assert [list(h.x) for h in heatmaps] == [trace.calls(1)[:2], trace.calls(2)[:2]]
+    titles = [a.text for a in figure.layout.annotations]
+    assert "Layer 1: similarity between answers (the first 2 of 3)" in titles
+    diversity = _named(figure, "mean similarity within the layer (1 - diversity)")
+    # The summary line still counts every pair of the layer, not only those the heatmap shows.
+    assert list(diversity.y) == [_analysis.layer_diversity(trace, layer) for layer in (1, 2)]
+
+
 def test_attribution_has_a_row_per_call_with_references_and_a_menu_of_measures(trace):
     figure = views.attribution(trace)
     (heatmap,) = figure.data
@@ -298,6 +311,49 @@ def test_attribution_has_a_row_per_call_with_references_and_a_menu_of_measures(t
     assert [b.label for b in figure.layout.updatemenus[0].buttons] == list(_analysis.REUSE_MEASURES)
     copied = views.attribution(trace, measure="copied").data[0].z
     assert copied[0][0] == reuse[trace.references(targets[0])[0], targets[0]].copied
+
+
+def test_attribution_of_many_calls_is_summarised_by_layer_and_reference_range(trace, monkeypatch):
+    monkeypatch.setattr(_reuse, "ROWS_UP_TO", 2)
+    monkeypatch.setattr(_reuse, "COLUMNS_UP_TO", 2)
+    figure = views.attribution(trace)
+    (heatmap,) = figure.data
+    assert "summarised" in figure.layout.title.text
+    assert list(heatmap.y) == ["layer 2 · 3 calls", "layer 3 · 1 calls"]
+    assert list(heatmap.x) == ["1-2", "3-3"]
+    reuse = _analysis.attribution(trace)
+    cell = [reuse[trace.references(t)[p], t].carried for t in trace.calls(2) for p in (0, 1)]
+    assert heatmap.z[0][0] == pytest.approx(sum(cell) / len(cell))
+    assert "the mean of 6 edges" in heatmap.hovertext[0][0]
+
+
+def test_layer_graph_draws_each_calls_strongest_references_beyond_its_edge_budget(trace, monkeypatch):
+    monkeypatch.setattr(_graph, "EDGES_UP_TO", 5)  # 12 edges into 4 calls: one edge each
+    figure = views.layer_graph(trace)
+    reuse = _analysis.attribution(trace)
+    drawn = {(start, end) for start, end, _ in _edge_segments(figure)}
+    positions = views.node_positions(trace)
+    expected = set()
+    for target in trace.calls():
+        if trace.references(target):
+            best = max(trace.references(target), key=lambda s: reuse[s, target].carried)
+            expected.add((positions[best], positions[target]))
+    assert drawn == expected
+    assert "of 12 edges, each call's 1 strongest drawn" in figure.layout.title.text
+
+
+def test_reference_reuse_of_many_references_shows_the_strongest(trace, monkeypatch):
+    monkeypatch.setattr(_reuse, "COLUMNS_UP_TO", 2)
+    figure = views.reference_reuse(trace)
+    aggregator = trace.aggregator()
+    reuse = _analysis.attribution(trace)
+    read = trace.references(aggregator)
+    kept = sorted(read, key=lambda s: -reuse[s, aggregator].carried)[:2]
+    labels = list(figure.data[0].x)
+    assert [label.split("<br>")[0] for label in labels] == [
+        f"{read.index(s) + 1}. {s}" for s in read if s in kept
+    ]
+    assert "the 2 of its 3 references it carried most from" in figure.layout.title.text
 
 
 def test_reference_reuse_defaults_to_the_aggregator(trace):
@@ -446,6 +502,12 @@ def test_export_is_one_offline_page_with_every_call(trace, tmp_path):
     for div in ("moa-graph", "moa-evolution", "moa-attribution", "moa-timeline", "moa-usage"):
         assert f'id="{div}"' in page
     _assert_inert(page)
+
+
+def test_summary_counts_the_models_of_a_big_layer(trace, monkeypatch):
+    monkeypatch.setattr(_html, "_CHIPS_UP_TO", 2)
+    page = views.summary_html(trace)
+    assert "×1" in page and "alpha ×1" in page
 
 
 def _cli(argv: list[str]) -> int:
