@@ -17,7 +17,7 @@ from plotly.callbacks import Points
 from moa_lab import TraceError, Usage, _analysis, run, views
 from moa_lab.cli import main
 from moa_lab.testing import ChatServer, FakeLLM, completion, fake_config
-from moa_lab.views import _graph, _html, _reuse
+from moa_lab.views import _export, _graph, _html, _reuse
 
 #: A prompt the fake models repeat in their answers: markup that must stay text everywhere.
 EVIL = 'Say <script>window.__pwned=1</script> <img src=x onerror="window.__pwned=2"> %{x} & done'
@@ -502,6 +502,66 @@ def test_export_is_one_offline_page_with_every_call(trace, tmp_path):
     for div in ("moa-graph", "moa-evolution", "moa-attribution", "moa-timeline", "moa-usage"):
         assert f'id="{div}"' in page
     _assert_inert(page)
+
+
+def _call_data(page: str) -> list:
+    """The call data a page carries instead of panels (None when it has none)."""
+    found = re.search(r'<script type="application/json" id="moa-call-data">(.*?)</script>', page, re.S)
+    assert found, "no call data in the page"
+    assert "<" not in found.group(1) and ">" not in found.group(1)  # cannot end its block
+    return json.loads(found.group(1))
+
+
+def test_export_of_a_big_trace_carries_each_call_once_as_inert_data(trace, tmp_path):
+    page = views.export_html(trace, tmp_path / "trace.html", panels=False).read_text("utf-8")
+    assert 'class="moa-call-details"' not in page  # no panel rendered in advance
+    calls = dict(_call_data(page))
+    assert list(calls) == trace.calls()
+    for node, shown in calls.items():
+        assert shown["response"] == trace[node].response  # the model's markup, as text
+        assert shown["model"] == trace[node].model
+        assert f'data-show="{node}"' in page
+    aggregator = calls[trace.aggregator()]
+    reuse = _analysis.attribution(trace)
+    assert [ref[:2] for ref in aggregator["references"]] == [
+        [i, s] for i, s in enumerate(trace.references(trace.aggregator()), 1)
+    ]
+    first = aggregator["references"][0]
+    assert first[2] == round(reuse[first[1], trace.aggregator()].carried, 3)
+    assert "You have been provided with a set of responses" in json.dumps(aggregator["messages"])
+    script = page.rsplit("<script>", 1)[1]
+    for sink in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval("):
+        assert sink not in script  # the page's script builds DOM nodes, never parses HTML
+    _assert_inert(page)
+
+
+def test_export_carries_data_instead_of_panels_beyond_its_panel_budget(trace, monkeypatch):
+    assert 'class="moa-call-details"' in views.to_html(trace)
+    monkeypatch.setattr(_export, "PANELS_UP_TO", len(trace) - 1)
+    page = views.to_html(trace)
+    assert 'class="moa-call-details"' not in page and len(_call_data(page)) == len(trace)
+
+
+def test_export_clips_the_longest_texts_when_the_page_runs_out_of_room(monkeypatch):
+    def answer(body: dict) -> dict:
+        text = "long " * 600 if body["model"] == "alpha" else f"{body['model']} is brief"
+        return completion(body["model"], text, prompt_tokens=10, completion_tokens=5)
+
+    with ChatServer(answer) as server:
+        chatty = run("q", fake_config(server.url), cache=False, trace_path=False, progress=False)
+    monkeypatch.setattr(_export, "MESSAGE_CHARS", 150)
+    monkeypatch.setattr(_export, "TEXT_BUDGET", 1_500)
+    calls = dict(_call_data(views.to_html(chatty, panels=False)))
+    cut = "\n\n… (the first "
+    for node, shown in calls.items():
+        whole = chatty[node].response
+        if chatty[node].model == "alpha":  # the long answers lose their end, and say so
+            assert shown["response"].startswith(whole[:100]) and len(shown["response"]) < len(whole)
+            assert "the page ran out of room for text" in shown["response"]
+        else:
+            assert shown["response"] == whole
+        for _, text in shown["messages"]:
+            assert len(text.split(cut)[0]) <= 150
 
 
 def test_summary_counts_the_models_of_a_big_layer(trace, monkeypatch):
