@@ -1,7 +1,8 @@
 """Text measures that say how much a call reused its references and how answers converge.
 
-Pure Python (``re``, ``collections``, ``difflib``, ``math``): no plotting and no ML dependency, so
-replay, experiments and the views all share one definition of each number. ``docs/views.md`` says
+Python and numpy (``re``, ``collections``, ``difflib``, ``math``; matrix products score many edges at
+once): no plotting and no ML dependency, so replay, experiments and the views all share one
+definition of each number. ``docs/views.md`` says
 what each measure means and how to read it.
 
 - ``carried``: share of the *source's* word bigrams that reappear in the target (ROUGE-2 recall with
@@ -34,6 +35,7 @@ from itertools import repeat
 from typing import Any
 
 import networkx as nx
+import numpy as np
 
 from moa_lab._trace import Trace
 
@@ -108,31 +110,42 @@ def _shared(a: _Profile, b: _Profile, n: int) -> int:
     return len(a.grams[n - 1] & b.grams[n - 1])
 
 
-def _measures(
-    source: _Profile, target: _Profile, vectors: tuple[dict[str, float], dict[str, float]] | None = None
-) -> tuple[float, float, float, float]:
-    """``carried`` and ``copied`` of the source into the target, ``bleu`` of the target against it,
-    and the cosine of the two TF-IDF ``vectors`` (0.0 without them).
-
-    One pass for all four: the shared words give the cosine, the shared n-gram counts serve
-    ``carried`` and ``bleu`` alike (the count is symmetric), and an n-gram shared by both texts is
-    made of shared (n-1)-grams, so once an order shares nothing the higher ones are not looked at.
-    """
-    common = source.grams[0] & target.grams[0]
-    if not common:
-        return 0.0, 0.0, 0.0, 0.0
-    shared = [len(common)]
+def _measures(source: _Profile, target: _Profile) -> tuple[float, float, float]:
+    """``carried`` and ``copied`` of the source into the target, ``bleu`` of the target against it."""
+    # An n-gram both texts have is made of (n-1)-grams both have: once an order shares nothing,
+    # the higher ones share nothing either.
+    shared = [_shared(source, target, 1)]
     for n in range(2, _MAX_N + 1):
         shared.append(_shared(source, target, n) if shared[-1] else 0)
-    pairs = source.total(2)
-    carried = shared[1] / pairs if pairs else 0.0
+    carried, bleu = _scores(
+        np.array(shared, dtype=np.float64)[:, None],
+        np.array([len(source.tokens)]),
+        np.array([len(target.tokens)]),
+    )
     copied = _copied(source, target) if shared[_MIN_RUN - 1] else 0.0
-    log_sum = 0.0
-    for n, matched in enumerate(shared, start=1):
-        smooth = 0 if n == 1 else 1
-        log_sum += math.log((matched + smooth) / (target.total(n) + smooth))
-    cosine = _dot(*vectors, common) if vectors else 0.0
-    return carried, copied, math.exp(log_sum / _MAX_N), cosine
+    return float(carried[0]), copied, float(bleu[0])
+
+
+def _scores(
+    shared: np.ndarray, source_words: np.ndarray, target_words: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """``carried`` and ``bleu`` of edges, from the clipped counts of the 1..4-grams each shares
+    (``shared``, one row per n) and the words of its source and of its target.
+
+    The one definition of both numbers, for one pair of texts or for many edges at once. The count
+    is symmetric: it serves ``carried`` (a share of the source's) and ``bleu`` (of the target's).
+    """
+    order = np.arange(1, _MAX_N + 1)[:, None]
+    pairs = np.maximum(source_words - 1, 0).astype(np.float64)
+    carried = np.divide(shared[1], pairs, out=np.zeros(pairs.shape), where=pairs > 0)
+    totals = np.maximum(target_words[None, :] - order + 1, 0).astype(np.float64)
+    smooth = (order > 1).astype(np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        logs = np.log((shared + smooth) / (totals + smooth))
+    # Summed row by row, in order: the same sum for one pair as for a block of edges.
+    log_sum = logs[0] + logs[1] + logs[2] + logs[3]
+    bleu = np.where(shared[0] > 0, np.exp(log_sum / _MAX_N), 0.0)
+    return carried, bleu
 
 
 def _dot(a: dict[str, float], b: dict[str, float], common: Iterable[str]) -> float:
@@ -190,7 +203,7 @@ class TfIdf:
 
     def cosine(self, i: int, j: int) -> float:
         """Cosine similarity of texts i and j (0.0 when either has no words)."""
-        a, b = self.vectors[i], self.vectors[j]
+        a, b = self.vectors[min(i, j)], self.vectors[max(i, j)]  # one order: exactly symmetric
         return _dot(a, b, a.keys() & b.keys())
 
 
@@ -223,6 +236,18 @@ class _TraceTexts:
         self.slot = {n: i for i, n in enumerate(self.nodes)}
         self.reuse: dict[tuple[str, str], Reuse] | None = None
 
+    def coded(self) -> tuple[list[list[np.ndarray]], list[tuple[np.ndarray, np.ndarray]], list[int]]:
+        """Each call's 1..4-gram sets as arrays of ids (one list per n, in node order), each call's
+        TF-IDF vector as (word ids, weights), and how many ids each of the five has."""
+        grams = [_coded([self.profiles[n].grams[order] for n in self.nodes]) for order in range(_MAX_N)]
+        vectors = self.tfidf.vectors[: len(self.nodes)]
+        words = _coded(vectors)
+        weights = [np.fromiter(v.values(), dtype=np.float64, count=len(v)) for v in vectors]
+        sizes = [
+            1 + max((int(a.max()) for a in coded if len(a)), default=0) for coded in [*grams, words]
+        ]
+        return grams, list(zip(words, weights, strict=True)), sizes
+
     def cosine(self, a: str | None, b: str | None) -> float:
         final = len(self.nodes)
         return self.tfidf.cosine(
@@ -253,27 +278,104 @@ def _texts(trace: Trace) -> _TraceTexts:
 def attribution(trace: Trace) -> dict[tuple[str, str], Reuse]:
     """For every edge source -> target of the trace, how much the target reused the source."""
     texts = _texts(trace)
-    if texts.reuse is None:
-        found: dict[tuple[str, str], Reuse] = {}
-        vectors = texts.tfidf.vectors
-        for target in texts.nodes:
-            for position, source in enumerate(trace.references(target), start=1):
-                carried, copied, bleu, tfidf = _measures(
-                    texts.profiles[source],
-                    texts.profiles[target],
-                    (vectors[texts.slot[source]], vectors[texts.slot[target]]),
-                )
-                found[source, target] = Reuse(
-                    source=source,
-                    target=target,
-                    position=position,
-                    carried=carried,
-                    copied=copied,
-                    bleu=bleu,
-                    tfidf=tfidf,
-                )
-        texts.reuse = found
-    return texts.reuse
+    if texts.reuse is not None:
+        return texts.reuse
+    found: dict[tuple[str, str], Reuse] = {}
+    readers = [(n, trace.references(n)) for n in texts.nodes]
+    readers = [(n, read) for n, read in readers if read]
+    grams, vectors, sizes = texts.coded() if readers else ([], [], [])
+    scratch = [np.full(size, -1, dtype=np.int32) for size in sizes]
+    words = np.array([len(texts.profiles[n].tokens) for n in texts.nodes])
+    # A block of readers at a time: what their references share with them, as matrix products.
+    for at in range(0, len(readers), _BLOCK):
+        block = readers[at : at + _BLOCK]
+        targets = [texts.slot[n] for n, _ in block]
+        sources = list(dict.fromkeys(texts.slot[s] for _, read in block for s in read))
+        column = {n: j for j, n in enumerate(targets)}
+        row = {n: i for i, n in enumerate(sources)}
+        edges = [(source, target, p) for target, read in block for p, source in enumerate(read, 1)]
+        rows = np.array([row[texts.slot[s]] for s, _, _ in edges], dtype=np.intp)
+        columns = np.array([column[texts.slot[t]] for _, t, _ in edges], dtype=np.intp)
+
+        def overlap(coded: list, column: np.ndarray, weighted: bool) -> np.ndarray:
+            pick = [coded[i] for i in sources], [coded[j] for j in targets]  # noqa: B023
+            return _overlap(*pick, weighted=weighted, column=column)[rows, columns]  # noqa: B023
+
+        shared = np.stack(
+            [overlap(order, column, False) for order, column in zip(grams, scratch, strict=False)]
+        )
+        carried, bleu = _scores(
+            shared, words[np.array(sources)][rows], words[np.array(targets)][columns]
+        )
+        cosines = np.minimum(overlap(vectors, scratch[-1], True), 1.0)
+        copying = shared[_MIN_RUN - 1] > 0
+        for (source, target, position), carry, copy, score, cosine in zip(
+            edges, carried.tolist(), copying.tolist(), bleu.tolist(), cosines.tolist(), strict=True
+        ):
+            found[source, target] = Reuse(
+                source=source,
+                target=target,
+                position=position,
+                carried=carry,
+                copied=_copied(texts.profiles[source], texts.profiles[target]) if copy else 0.0,
+                bleu=score,
+                tfidf=cosine,
+            )
+    texts.reuse = found
+    return found
+
+
+#: Readers whose edges ``attribution`` scores together (one matrix product per n-gram order).
+_BLOCK = 16
+
+
+def _coded(texts: list[frozenset[str]] | list[dict[str, float]]) -> list[np.ndarray]:
+    """Each text's items (a set's, a dict's keys) as int32 ids, the same id for the same item."""
+    items = frozenset().union(*texts)
+    index = dict(zip(items, range(len(items)), strict=True))
+    return [np.fromiter(map(index.__getitem__, t), dtype=np.int32, count=len(t)) for t in texts]
+
+
+def _overlap(
+    sources: list[np.ndarray] | list[tuple[np.ndarray, np.ndarray]],
+    targets: list[np.ndarray] | list[tuple[np.ndarray, np.ndarray]],
+    *,
+    weighted: bool,
+    column: np.ndarray,
+) -> np.ndarray:
+    """Every source against every target, a matrix: how many item ids they share, or (``weighted``:
+    texts as (ids, weights)) the dot product of their weights. ``column``: -1 for every id.
+
+    Only the targets' ids can count: a dense matrix says which target holds which of them, and
+    each id a source holds adds its row. The cost grows with the sources' ids x the targets, so
+    callers pass few targets at a time.
+    """
+    source_ids = [t[0] for t in sources] if weighted else sources
+    target_ids = [t[0] for t in targets] if weighted else targets
+    columns = np.unique(np.concatenate(target_ids))
+    # Where each id's column is, by lookup (searching the columns is slower); then -1 again.
+    column[columns] = np.arange(len(columns), dtype=np.int32)
+    width = len(targets)
+    held = np.zeros((len(columns), width))  # which target holds which id (with what weight)
+    held[column[np.concatenate(target_ids)], _owners(target_ids)] = (
+        np.concatenate([t[1] for t in targets]) if weighted else 1.0
+    )
+    at = column[np.concatenate(source_ids)]
+    column[columns] = -1
+    kept = at >= 0
+    found = held[at[kept]]  # for each id a source holds, the targets that hold it too
+    if weighted:
+        found *= np.concatenate([t[1] for t in sources])[kept, None]
+    # Summed per source with one bincount (no BLAS: its threads only wait on a shared machine).
+    slots = (_owners(source_ids)[kept, None] * width + np.arange(width)).ravel()
+    return np.bincount(slots, weights=found.ravel(), minlength=len(sources) * width).reshape(
+        len(sources), width
+    )
+
+
+def _owners(ids: list[np.ndarray]) -> np.ndarray:
+    """For the concatenation of ``ids``, which of them each element came from."""
+    return np.repeat(np.arange(len(ids)), [len(i) for i in ids])
 
 
 def layer_similarity(

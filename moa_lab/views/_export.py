@@ -272,7 +272,7 @@ def _call_data(trace: Trace) -> list[list[Any]]:
             [position, source]
             + [round(getattr(reuse[source, data.id], name), 3) if (source, data.id) in reuse else 0.0
                for name in _analysis.REUSE_MEASURES]
-            for position, source in strongest_references(trace, data.id, REFERENCES_SHOWN)
+            for position, source in strongest_references(trace, data.id, REFERENCES_SHOWN, reuse)
         ]  # fmt: skip
         found.append(
             [

@@ -118,15 +118,17 @@ def reuse_line(reuse: _analysis.Reuse) -> str:
     return measures_line(reuse.carried, reuse.copied, reuse.bleu, reuse.tfidf)
 
 
-def strongest_references(trace: Trace, node: str, count: int) -> list[tuple[int, str]]:
+def strongest_references(
+    trace: Trace, node: str, count: int, reuse: dict[tuple[str, str], _analysis.Reuse] | None = None
+) -> list[tuple[int, str]]:
     """Up to ``count`` references of a call as (position, node), in the order it read them.
 
-    When it read more, those it carried most from.
+    When it read more, those it carried most from (``reuse``: the trace's attribution, if at hand).
     """
     read = list(enumerate(trace.references(node), 1))
     if len(read) <= count:
         return read
-    reuse = _analysis.attribution(trace)
+    reuse = _analysis.attribution(trace) if reuse is None else reuse
     by_strength = sorted(read, key=lambda r: -reuse[r[1], node].carried if (r[1], node) in reuse else 0)
     return sorted(by_strength[:count])
 

@@ -334,7 +334,7 @@ def reference_reuse(trace: Trace, node: str | None = None) -> go.Figure:
             "What the call reused",
         )
     reuse = _analysis.attribution(trace)
-    references = strongest_references(trace, node, COLUMNS_UP_TO)
+    references = strongest_references(trace, node, COLUMNS_UP_TO, reuse)
     labels = [f"{i}. {esc_plot(s)}<br>{esc_plot(clip(trace[s].model, 20))}" for i, s in references]
     for (name, meaning), color in zip(
         _analysis.REUSE_MEASURES.items(), ("#4E79A7", "#F28E2B", "#59A14F", "#B07AA1"), strict=True
