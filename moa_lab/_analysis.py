@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import bisect
 import difflib
+import itertools
 import math
 import operator
 import re
@@ -31,7 +32,7 @@ import weakref
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
-from itertools import repeat
+from itertools import compress, repeat
 from typing import Any
 
 import networkx as nx
@@ -49,6 +50,7 @@ __all__ = [
     "copied",
     "layer_diversity",
     "layer_similarity",
+    "references",
     "similarity_to_final",
     "word_diff",
     "words",
@@ -157,12 +159,12 @@ def _dot(a: dict[str, float], b: dict[str, float], common: Iterable[str]) -> flo
 
 def _copied(source: _Profile, target: _Profile) -> float:
     # A source word counts when some run of _MIN_RUN words through it appears verbatim in the target.
-    found = target.grams[_MIN_RUN - 1]
+    # The runs found are picked in C; only they are walked in Python.
+    found = compress(itertools.count(), map(target.grams[_MIN_RUN - 1].__contains__, source.runs))
     covered = reach = 0
-    for start, gram in enumerate(source.runs):
-        if gram in found:
-            covered += start + _MIN_RUN - max(start, reach)
-            reach = start + _MIN_RUN
+    for start in found:
+        covered += start + _MIN_RUN - max(start, reach)
+        reach = start + _MIN_RUN
     return covered / len(source.tokens) if source.tokens else 0.0
 
 
@@ -207,7 +209,7 @@ class TfIdf:
         return _dot(a, b, a.keys() & b.keys())
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Reuse:
     """How much ``target`` reused ``source``, its reference number ``position`` (see REUSE_MEASURES)."""
 
@@ -234,6 +236,7 @@ class _TraceTexts:
         self.final = _Profile(trace.final)
         self.tfidf = TfIdf(texts)
         self.slot = {n: i for i, n in enumerate(self.nodes)}
+        self.read = {n: trace.references(n) for n in self.nodes}
         self.reuse: dict[tuple[str, str], Reuse] | None = None
 
     def coded(self) -> tuple[list[list[np.ndarray]], list[tuple[np.ndarray, np.ndarray]], list[int]]:
@@ -281,8 +284,7 @@ def attribution(trace: Trace) -> dict[tuple[str, str], Reuse]:
     if texts.reuse is not None:
         return texts.reuse
     found: dict[tuple[str, str], Reuse] = {}
-    readers = [(n, trace.references(n)) for n in texts.nodes]
-    readers = [(n, read) for n, read in readers if read]
+    readers = [(n, read) for n, read in texts.read.items() if read]
     grams, vectors, sizes = texts.coded() if readers else ([], [], [])
     scratch = [np.full(size, -1, dtype=np.int32) for size in sizes]
     words = np.array([len(texts.profiles[n].tokens) for n in texts.nodes])
@@ -376,6 +378,11 @@ def _overlap(
 def _owners(ids: list[np.ndarray]) -> np.ndarray:
     """For the concatenation of ``ids``, which of them each element came from."""
     return np.repeat(np.arange(len(ids)), [len(i) for i in ids])
+
+
+def references(trace: Trace) -> dict[str, list[str]]:
+    """Every call's references in the order it read them (``Trace.references``, for all, memoized)."""
+    return _texts(trace).read
 
 
 def layer_similarity(

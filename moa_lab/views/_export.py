@@ -253,6 +253,7 @@ def _call_data(trace: Trace) -> list[list[Any]]:
     records = trace.records()
     start = min((c.started_at for c in records), default=0.0)
     reuse = _analysis.attribution(trace)
+    reading = _analysis.references(trace)
     messages = {
         c.id: [
             [str(m.get("role", "?")), _clip(str(m.get("content", "")), MESSAGE_CHARS)]
@@ -267,12 +268,12 @@ def _call_data(trace: Trace) -> list[list[Any]]:
     )
     found = []
     for data in records:
-        read = trace.references(data.id)
+        read = reading[data.id]
         references = [
             [position, source]
             + [round(getattr(reuse[source, data.id], name), 3) if (source, data.id) in reuse else 0.0
                for name in _analysis.REUSE_MEASURES]
-            for position, source in strongest_references(trace, data.id, REFERENCES_SHOWN, reuse)
+            for position, source in strongest_references(data.id, read, reuse, REFERENCES_SHOWN)
         ]  # fmt: skip
         found.append(
             [

@@ -40,6 +40,8 @@ _EDGE_BINS = 5
 _LABELS_UP_TO = 80  # node ids are printed under the markers up to this many calls
 #: A node's hover previews four lines of its response up to this many calls, one line beyond.
 _PREVIEWS_UP_TO = 1_000
+#: Up to this many drawn edges, each has a hover point (the call panels list what was reused).
+_EDGE_HOVERS_UP_TO = 5_000
 #: Beyond this many edges the graph draws only each call's strongest references (a person sees
 #: no more lines, and each costs the page a hover point).
 EDGES_UP_TO = 15_000
@@ -116,14 +118,12 @@ def _drawn(
     """
     if len(edges) <= EDGES_UP_TO:
         return edges, None
-    into: dict[str, list[tuple[str, str]]] = defaultdict(list)
-    for edge in edges:
-        into[edge[1]].append(edge)
-    keep = max(1, EDGES_UP_TO // len(into))
-    order = trace.graph.edges
+    read = {target: sources for target, sources in _analysis.references(trace).items() if sources}
+    keep = max(1, EDGES_UP_TO // len(read))
     drawn = set(picked)
-    for mine in into.values():
-        mine.sort(key=lambda e: (-weights.get(e, 0.0), order[e].get("position", 0)))
+    for target, sources in read.items():
+        # Strongest first, then in the order read (sorted() is stable).
+        mine = sorted(((s, target) for s in sources), key=lambda e: -weights.get(e, 0.0))
         drawn.update(mine[:keep])
     return [e for e in edges if e in drawn], keep
 
@@ -209,7 +209,7 @@ def layer_graph(
             name="picked by the ranker",
             hoverinfo="skip",
         )
-    if edges:
+    if edges and len(edges) <= _EDGE_HOVERS_UP_TO:
         # Invisible points along each edge carry its hover: where it comes from and what was reused.
         along = [
             (

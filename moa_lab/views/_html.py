@@ -119,18 +119,17 @@ def reuse_line(reuse: _analysis.Reuse) -> str:
 
 
 def strongest_references(
-    trace: Trace, node: str, count: int, reuse: dict[tuple[str, str], _analysis.Reuse] | None = None
+    node: str, read: list[str], reuse: dict[tuple[str, str], _analysis.Reuse], count: int
 ) -> list[tuple[int, str]]:
-    """Up to ``count`` references of a call as (position, node), in the order it read them.
+    """Up to ``count`` of the references ``read`` by a call as (position, node), in that order.
 
-    When it read more, those it carried most from (``reuse``: the trace's attribution, if at hand).
+    When it read more, those it carried most from (``reuse``: the trace's attribution).
     """
-    read = list(enumerate(trace.references(node), 1))
-    if len(read) <= count:
-        return read
-    reuse = _analysis.attribution(trace) if reuse is None else reuse
-    by_strength = sorted(read, key=lambda r: -reuse[r[1], node].carried if (r[1], node) in reuse else 0)
-    return sorted(by_strength[:count])
+    numbered = list(enumerate(read, 1))
+    if len(numbered) <= count:
+        return numbered
+    strength = sorted(numbered, key=lambda r: -reuse[r[1], node].carried if (r[1], node) in reuse else 0)
+    return sorted(strength[:count])
 
 
 def _title(trace: Trace, node: str, colors: dict[str, str]) -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections import Counter
 
+import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
@@ -78,9 +79,10 @@ def evolution(trace: Trace) -> go.Figure:
         ]
         + ["Similarity to the final answer", "Response length (words)"],
     )
-    # Four decimals are more than a colour shows, and keep a big trace's page small.
+    # Four decimals are more than a colour shows and keep a big trace's page small; numpy arrays
+    # keep plotly from copying and checking every cell of every layer's menu entry.
     similarity = {
-        layer: (names, [[round(v, 4) for v in row] for row in matrix])
+        layer: (names, np.round(np.array(matrix, dtype=np.float64).reshape(len(names), -1), 4))
         for layer in proposer_layers
         for names, matrix in [_analysis.layer_similarity(trace, layer, first=HEATMAP_UP_TO)]
     }
@@ -209,7 +211,8 @@ def attribution(trace: Trace, measure: str = "carried") -> go.Figure:
             f"unknown measure {measure!r}; choose one of {sorted(_analysis.REUSE_MEASURES)}"
         )
     reuse = _analysis.attribution(trace)
-    references = {n: trace.references(n) for n in trace.calls() if trace[n].response is not None}
+    read = _analysis.references(trace)
+    references = {n: read[n] for n in trace.calls() if trace[n].response is not None}
     targets = [n for n, read in references.items() if read]
     width = max((len(references[n]) for n in targets), default=0)
     figure = go.Figure()
@@ -334,7 +337,7 @@ def reference_reuse(trace: Trace, node: str | None = None) -> go.Figure:
             "What the call reused",
         )
     reuse = _analysis.attribution(trace)
-    references = strongest_references(trace, node, COLUMNS_UP_TO, reuse)
+    references = strongest_references(node, read, reuse, COLUMNS_UP_TO)
     labels = [f"{i}. {esc_plot(s)}<br>{esc_plot(clip(trace[s].model, 20))}" for i, s in references]
     for (name, meaning), color in zip(
         _analysis.REUSE_MEASURES.items(), ("#4E79A7", "#F28E2B", "#59A14F", "#B07AA1"), strict=True
