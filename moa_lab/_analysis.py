@@ -1,9 +1,8 @@
 """Text measures that say how much a call reused its references and how answers converge.
 
-Python and numpy (``re``, ``collections``, ``difflib``, ``math``; matrix products score many edges at
-once): no plotting and no ML dependency, so replay, experiments and the views all share one
-definition of each number. ``docs/views.md`` says
-what each measure means and how to read it.
+Python and numpy (``re``, ``collections``, ``difflib``, ``math``; numpy counts what many edges share
+at once): no plotting and no ML dependency, so replay, experiments and the views all share one
+definition of each number. ``docs/views.md`` says what each measure means and how to read it.
 
 - ``carried``: share of the *source's* word bigrams that reappear in the target (ROUGE-2 recall with
   the source as reference): how much of the source the target carried forward.
@@ -69,6 +68,8 @@ _WORD = re.compile(r"\w+(?:['’]\w+)*")
 _DIFF_TOKEN = re.compile(r"(?:\w+(?:['’]\w+)*|[^\w\s])\s*|\s+")
 _MAX_N = 4
 _MIN_RUN = 3
+#: Readers whose edges ``attribution`` scores together (one count per n-gram order and block).
+_BLOCK = 16
 
 
 def words(text: str | None) -> list[str]:
@@ -95,9 +96,6 @@ class _Profile:
         ]
         self.runs = joined[_MIN_RUN - 1]
         self.grams = [_occurrences(grams) for grams in joined]
-
-    def total(self, n: int) -> int:
-        return max(len(self.tokens) - n + 1, 0)
 
 
 def _occurrences(grams: list[str]) -> frozenset[str]:
@@ -227,7 +225,8 @@ class Reuse:
 
 
 class _TraceTexts:
-    """The per-trace text work: profiles, TF-IDF over the responses, attribution on demand."""
+    """The per-trace text work: profiles, TF-IDF over the responses, every call's references, and
+    attribution on demand."""
 
     def __init__(self, trace: Trace):
         self.nodes = trace.calls()
@@ -288,7 +287,7 @@ def attribution(trace: Trace) -> dict[tuple[str, str], Reuse]:
     grams, vectors, sizes = texts.coded() if readers else ([], [], [])
     scratch = [np.full(size, -1, dtype=np.int32) for size in sizes]
     words = np.array([len(texts.profiles[n].tokens) for n in texts.nodes])
-    # A block of readers at a time: what their references share with them, as matrix products.
+    # A block of readers at a time: what their references share with them, counted by numpy.
     for at in range(0, len(readers), _BLOCK):
         block = readers[at : at + _BLOCK]
         targets = [texts.slot[n] for n, _ in block]
@@ -299,17 +298,17 @@ def attribution(trace: Trace) -> dict[tuple[str, str], Reuse]:
         rows = np.array([row[texts.slot[s]] for s, _, _ in edges], dtype=np.intp)
         columns = np.array([column[texts.slot[t]] for _, t, _ in edges], dtype=np.intp)
 
-        def overlap(coded: list, column: np.ndarray, weighted: bool) -> np.ndarray:
-            pick = [coded[i] for i in sources], [coded[j] for j in targets]  # noqa: B023
-            return _overlap(*pick, weighted=weighted, column=column)[rows, columns]  # noqa: B023
-
         shared = np.stack(
-            [overlap(order, column, False) for order, column in zip(grams, scratch, strict=False)]
+            [
+                _overlap(order, sources, targets, weighted=False, column=column)[rows, columns]
+                for order, column in zip(grams, scratch, strict=False)
+            ]
         )
         carried, bleu = _scores(
             shared, words[np.array(sources)][rows], words[np.array(targets)][columns]
         )
-        cosines = np.minimum(overlap(vectors, scratch[-1], True), 1.0)
+        cosines = _overlap(vectors, sources, targets, weighted=True, column=scratch[-1])
+        cosines = np.minimum(cosines[rows, columns], 1.0)
         copying = shared[_MIN_RUN - 1] > 0
         for (source, target, position), carry, copy, score, cosine in zip(
             edges, carried.tolist(), copying.tolist(), bleu.tolist(), cosines.tolist(), strict=True
@@ -327,10 +326,6 @@ def attribution(trace: Trace) -> dict[tuple[str, str], Reuse]:
     return found
 
 
-#: Readers whose edges ``attribution`` scores together (one matrix product per n-gram order).
-_BLOCK = 16
-
-
 def _coded(texts: list[frozenset[str]] | list[dict[str, float]]) -> list[np.ndarray]:
     """Each text's items (a set's, a dict's keys) as int32 ids, the same id for the same item."""
     items = frozenset().union(*texts)
@@ -339,19 +334,22 @@ def _coded(texts: list[frozenset[str]] | list[dict[str, float]]) -> list[np.ndar
 
 
 def _overlap(
-    sources: list[np.ndarray] | list[tuple[np.ndarray, np.ndarray]],
-    targets: list[np.ndarray] | list[tuple[np.ndarray, np.ndarray]],
+    coded: list[np.ndarray] | list[tuple[np.ndarray, np.ndarray]],
+    source_slots: list[int],
+    target_slots: list[int],
     *,
     weighted: bool,
     column: np.ndarray,
 ) -> np.ndarray:
-    """Every source against every target, a matrix: how many item ids they share, or (``weighted``:
-    texts as (ids, weights)) the dot product of their weights. ``column``: -1 for every id.
+    """Every source against every target (texts of ``coded`` by slot), a matrix: how many item ids
+    they share, or (``weighted``: texts as (ids, weights)) the dot product of their weights.
+    ``column`` is scratch space: -1 for every id, and so again on return.
 
     Only the targets' ids can count: a dense matrix says which target holds which of them, and
     each id a source holds adds its row. The cost grows with the sources' ids x the targets, so
     callers pass few targets at a time.
     """
+    sources, targets = [coded[i] for i in source_slots], [coded[j] for j in target_slots]
     source_ids = [t[0] for t in sources] if weighted else sources
     target_ids = [t[0] for t in targets] if weighted else targets
     columns = np.unique(np.concatenate(target_ids))
