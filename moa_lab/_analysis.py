@@ -238,13 +238,20 @@ class _TraceTexts:
         self.read = {n: trace.references(n) for n in self.nodes}
         self.reuse: dict[tuple[str, str], Reuse] | None = None
 
-    def coded(self) -> tuple[list[list[np.ndarray]], list[tuple[np.ndarray, np.ndarray]], list[int]]:
+    def coded(
+        self, readers: list[int]
+    ) -> tuple[list[list[np.ndarray]], list[tuple[np.ndarray, np.ndarray]], list[int]]:
         """Each call's 1..4-gram sets as arrays of ids (one list per n, in node order), each call's
-        TF-IDF vector as (word ids, weights), and how many ids each of the five has."""
-        grams = [_coded([self.profiles[n].grams[order] for n in self.nodes]) for order in range(_MAX_N)]
-        vectors = self.tfidf.vectors[: len(self.nodes)]
-        words = _coded(vectors)
-        weights = [np.fromiter(v.values(), dtype=np.float64, count=len(v)) for v in vectors]
+        TF-IDF vector as (word ids, weights), and how many ids each of the five has.
+
+        Only what some of the ``readers`` (slots) has can be shared along an edge, so only that
+        gets an id: of a layer of 5,000 answers read by one aggregator, a few hundred items.
+        """
+        grams = [
+            _coded([self.profiles[n].grams[order] for n in self.nodes], readers)[0]
+            for order in range(_MAX_N)
+        ]
+        words, weights = _coded(self.tfidf.vectors[: len(self.nodes)], readers)
         sizes = [
             1 + max((int(a.max()) for a in coded if len(a)), default=0) for coded in [*grams, words]
         ]
@@ -284,7 +291,7 @@ def attribution(trace: Trace) -> dict[tuple[str, str], Reuse]:
         return texts.reuse
     found: dict[tuple[str, str], Reuse] = {}
     readers = [(n, read) for n, read in texts.read.items() if read]
-    grams, vectors, sizes = texts.coded() if readers else ([], [], [])
+    grams, vectors, sizes = texts.coded([texts.slot[n] for n, _ in readers]) if readers else ([], [], [])
     scratch = [np.full(size, -1, dtype=np.int32) for size in sizes]
     words = np.array([len(texts.profiles[n].tokens) for n in texts.nodes])
     # A block of readers at a time: what their references share with them, counted by numpy.
@@ -326,11 +333,20 @@ def attribution(trace: Trace) -> dict[tuple[str, str], Reuse]:
     return found
 
 
-def _coded(texts: list[frozenset[str]] | list[dict[str, float]]) -> list[np.ndarray]:
-    """Each text's items (a set's, a dict's keys) as int32 ids, the same id for the same item."""
-    items = frozenset().union(*texts)
+def _coded(
+    texts: list[frozenset[str]] | list[dict[str, float]], readers: list[int]
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """The items (of a set, or keys of a dict) that each text shares with some of the ``readers``
+    as int32 ids, the same id for the same item; and for dicts, their values (else empty)."""
+    items = frozenset().union(*(texts[i] for i in readers))
     index = dict(zip(items, range(len(items)), strict=True))
-    return [np.fromiter(map(index.__getitem__, t), dtype=np.int32, count=len(t)) for t in texts]
+    ids, values = [], []
+    for text in texts:
+        mine = (text.keys() if isinstance(text, dict) else text) & items
+        ids.append(np.fromiter(map(index.__getitem__, mine), dtype=np.int32, count=len(mine)))
+        if isinstance(text, dict):  # the same set, iterated again: the same order
+            values.append(np.fromiter(map(text.__getitem__, mine), dtype=np.float64, count=len(mine)))
+    return ids, values
 
 
 def _overlap(
