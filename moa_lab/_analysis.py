@@ -225,32 +225,27 @@ class Reuse:
 
 
 class _TraceTexts:
-    """The per-trace text work: profiles, TF-IDF over the responses, every call's references, and
-    attribution on demand."""
+    """The per-trace text work: TF-IDF over the responses, every call's references, and attribution
+    on demand."""
 
     def __init__(self, trace: Trace):
         self.nodes = trace.calls()
         texts = [trace.call(n).response for n in self.nodes] + [trace.final]
-        self.profiles = {n: _Profile(text) for n, text in zip(self.nodes, texts, strict=False)}
-        self.final = _Profile(trace.final)
         self.tfidf = TfIdf(texts)
         self.slot = {n: i for i, n in enumerate(self.nodes)}
         self.read = {n: trace.references(n) for n in self.nodes}
         self.reuse: dict[tuple[str, str], Reuse] | None = None
 
     def coded(
-        self, readers: list[int]
+        self, profiles: list[_Profile], readers: list[int]
     ) -> tuple[list[list[np.ndarray]], list[tuple[np.ndarray, np.ndarray]], list[int]]:
-        """Each call's 1..4-gram sets as arrays of ids (one list per n, in node order), each call's
-        TF-IDF vector as (word ids, weights), and how many ids each of the five has.
+        """Each call's 1..4-gram sets (of its ``profiles``, in node order) as arrays of ids, each
+        call's TF-IDF vector as (word ids, weights), and how many ids each of the five has.
 
         Only what some of the ``readers`` (slots) has can be shared along an edge, so only that
         gets an id: of a layer of 5,000 answers read by one aggregator, a few hundred items.
         """
-        grams = [
-            _coded([self.profiles[n].grams[order] for n in self.nodes], readers)[0]
-            for order in range(_MAX_N)
-        ]
+        grams = [_coded([p.grams[order] for p in profiles], readers)[0] for order in range(_MAX_N)]
         words, weights = _coded(self.tfidf.vectors[: len(self.nodes)], readers)
         sizes = [
             1 + max((int(a.max()) for a in coded if len(a)), default=0) for coded in [*grams, words]
@@ -291,9 +286,13 @@ def attribution(trace: Trace) -> dict[tuple[str, str], Reuse]:
         return texts.reuse
     found: dict[tuple[str, str], Reuse] = {}
     readers = [(n, read) for n, read in texts.read.items() if read]
-    grams, vectors, sizes = texts.coded([texts.slot[n] for n, _ in readers]) if readers else ([], [], [])
+    # The n-gram profiles live as long as this function: the trace keeps only the numbers.
+    profiles = [_Profile(trace.call(n).response) for n in texts.nodes] if readers else []
+    grams, vectors, sizes = (
+        texts.coded(profiles, [texts.slot[n] for n, _ in readers]) if readers else ([], [], [])
+    )
     scratch = [np.full(size, -1, dtype=np.int32) for size in sizes]
-    words = np.array([len(texts.profiles[n].tokens) for n in texts.nodes])
+    words = np.array([len(p.tokens) for p in profiles])
     # A block of readers at a time: what their references share with them, counted by numpy.
     for at in range(0, len(readers), _BLOCK):
         block = readers[at : at + _BLOCK]
@@ -325,7 +324,9 @@ def attribution(trace: Trace) -> dict[tuple[str, str], Reuse]:
                 target=target,
                 position=position,
                 carried=carry,
-                copied=_copied(texts.profiles[source], texts.profiles[target]) if copy else 0.0,
+                copied=(
+                    _copied(profiles[texts.slot[source]], profiles[texts.slot[target]]) if copy else 0.0
+                ),
                 bleu=score,
                 tfidf=cosine,
             )
