@@ -17,7 +17,8 @@ sentences taken (some edited) from its references, mixed with fresh ones.
 - ``show``: one layer of 999 (then 9,999) proposers and an aggregator; ``moa-lab show`` in a child
   process against ``Trace.load`` alone in that process (the ratio is the goal), and how both grow.
 
-Timings are wall clock on a shared machine; the load average is printed with them.
+Goals are judged on wall-clock time; CPU time (this process's, or the child's from ``os.wait4``)
+is printed next to it, with the load average, since on a shared machine the two part ways.
 Run: ``.venv/bin/python benchmarks/bench_scale.py`` (``--only long`` for one part; ``--help``).
 """
 

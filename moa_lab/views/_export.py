@@ -234,12 +234,14 @@ def _room(lengths: list[int], budget: int) -> int | None:
     return None
 
 
-def _clip(text: str | None, room: int | None) -> str | None:
+def _clip(
+    text: str | None, room: int | None, why: str = "the page ran out of room for text"
+) -> str | None:
     if text is None or room is None or len(text) <= room:
         return text
     return (
-        f"{text[:room]}\n\n… (the first {room:,} of {len(text):,} characters: the page ran out of "
-        "room for text; the whole text is in the trace file)"
+        f"{text[:room]}\n\n… (the first {room:,} of {len(text):,} characters: {why}; the whole "
+        "text is in the trace file)"
     )
 
 
@@ -256,7 +258,10 @@ def _call_data(trace: Trace) -> list[list[Any]]:
     reading = _analysis.references(trace)
     messages = {
         c.id: [
-            [str(m.get("role", "?")), _clip(str(m.get("content", "")), MESSAGE_CHARS)]
+            [
+                str(m.get("role", "?")),
+                _clip(str(m.get("content", "")), MESSAGE_CHARS, "a message shows no more here"),
+            ]
             for m in c.messages or []
         ]
         for c in records
