@@ -1,8 +1,8 @@
 """Text measures that say how much a call reused its references and how answers converge.
 
-Pure Python (``re``, ``collections``, ``difflib``, ``math``): no plotting and no ML dependency, so
-replay, experiments and the views all share one definition of each number. ``docs/views.md`` says
-what each measure means and how to read it.
+Python and numpy (``re``, ``collections``, ``difflib``, ``math``; numpy counts what many edges share
+at once): no plotting and no ML dependency, so replay, experiments and the views all share one
+definition of each number. ``docs/views.md`` says what each measure means and how to read it.
 
 - ``carried``: share of the *source's* word bigrams that reappear in the target (ROUGE-2 recall with
   the source as reference): how much of the source the target carried forward.
@@ -21,16 +21,21 @@ only on the texts (TF-IDF also on the trace's responses), so results are memoize
 
 from __future__ import annotations
 
+import bisect
 import difflib
+import itertools
 import math
+import operator
 import re
 import weakref
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
+from itertools import compress, repeat
 from typing import Any
 
 import networkx as nx
+import numpy as np
 
 from moa_lab._trace import Trace
 
@@ -42,7 +47,9 @@ __all__ = [
     "bleu",
     "carried",
     "copied",
+    "layer_diversity",
     "layer_similarity",
+    "references",
     "similarity_to_final",
     "word_diff",
     "words",
@@ -61,6 +68,8 @@ _WORD = re.compile(r"\w+(?:['’]\w+)*")
 _DIFF_TOKEN = re.compile(r"(?:\w+(?:['’]\w+)*|[^\w\s])\s*|\s+")
 _MAX_N = 4
 _MIN_RUN = 3
+#: Readers whose edges ``attribution`` scores together (one count per n-gram order and block).
+_BLOCK = 16
 
 
 def words(text: str | None) -> list[str]:
@@ -69,9 +78,14 @@ def words(text: str | None) -> list[str]:
 
 
 class _Profile:
-    """A text's words and its 1..4-gram counts, computed once per text."""
+    """A text's words and its 1..4-grams, computed once per text.
 
-    __slots__ = ("grams", "repeated", "runs", "tokens")
+    ``grams[n - 1]`` holds the text's n-grams as a set in which the k-th repeat of an n-gram
+    (k >= 1) is tagged ``"<n-gram>\0k"``: the size of the intersection of two texts' sets is then
+    the clipped count of the n-grams they share, found in one set intersection (in C).
+    """
+
+    __slots__ = ("grams", "runs", "tokens")
 
     def __init__(self, text: str | None):
         self.tokens = words(text)
@@ -81,63 +95,90 @@ class _Profile:
             for n in range(2, _MAX_N + 1)
         ]
         self.runs = joined[_MIN_RUN - 1]
-        self.grams = [Counter(grams) for grams in joined]
-        self.repeated = [{g: c for g, c in grams.items() if c > 1} for grams in self.grams]
+        self.grams = [_occurrences(grams) for grams in joined]
 
-    def total(self, n: int) -> int:
-        return max(len(self.tokens) - n + 1, 0)
+
+def _occurrences(grams: list[str]) -> frozenset[str]:
+    """The n-grams once each, plus ``"<n-gram>\0k"`` for the k-th repeat (``\0`` is in no word)."""
+    counts = Counter(grams)
+    repeats = [f"{gram}\0{k}" for gram, count in counts.items() if count > 1 for k in range(1, count)]
+    return frozenset(counts).union(repeats)
 
 
 def _shared(a: _Profile, b: _Profile, n: int) -> int:
     """Clipped count of the n-grams two texts share (the min of both counts, summed)."""
-    # Most n-grams occur once: count the common ones with a set intersection (in C), then add what
-    # n-grams repeated in both texts contribute beyond one.
-    ra, rb = a.repeated[n - 1], b.repeated[n - 1]
-    extra = sum(min(ra[g], rb[g]) - 1 for g in ra.keys() & rb.keys()) if ra and rb else 0
-    return len(a.grams[n - 1].keys() & b.grams[n - 1].keys()) + extra
+    return len(a.grams[n - 1] & b.grams[n - 1])
 
 
-def _carried(source: _Profile, target: _Profile) -> float:
-    total = source.total(2)
-    return _shared(source, target, 2) / total if total else 0.0
+def _measures(source: _Profile, target: _Profile) -> tuple[float, float, float]:
+    """``carried`` and ``copied`` of the source into the target, ``bleu`` of the target against it."""
+    # An n-gram both texts have is made of (n-1)-grams both have: once an order shares nothing,
+    # the higher ones share nothing either.
+    shared = [_shared(source, target, 1)]
+    for n in range(2, _MAX_N + 1):
+        shared.append(_shared(source, target, n) if shared[-1] else 0)
+    carried, bleu = _scores(
+        np.array(shared, dtype=np.float64)[:, None],
+        np.array([len(source.tokens)]),
+        np.array([len(target.tokens)]),
+    )
+    copied = _copied(source, target) if shared[_MIN_RUN - 1] else 0.0
+    return float(carried[0]), copied, float(bleu[0])
+
+
+def _scores(
+    shared: np.ndarray, source_words: np.ndarray, target_words: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """``carried`` and ``bleu`` of edges, from the clipped counts of the 1..4-grams each shares
+    (``shared``, one row per n) and the words of its source and of its target.
+
+    The one definition of both numbers, for one pair of texts or for many edges at once. The count
+    is symmetric: it serves ``carried`` (a share of the source's) and ``bleu`` (of the target's).
+    """
+    order = np.arange(1, _MAX_N + 1)[:, None]
+    pairs = np.maximum(source_words - 1, 0).astype(np.float64)
+    carried = np.divide(shared[1], pairs, out=np.zeros(pairs.shape), where=pairs > 0)
+    totals = np.maximum(target_words[None, :] - order + 1, 0).astype(np.float64)
+    smooth = (order > 1).astype(np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        logs = np.log((shared + smooth) / (totals + smooth))
+    # Summed row by row, in order: the same sum for one pair as for a block of edges.
+    log_sum = logs[0] + logs[1] + logs[2] + logs[3]
+    bleu = np.where(shared[0] > 0, np.exp(log_sum / _MAX_N), 0.0)
+    return carried, bleu
+
+
+def _dot(a: dict[str, float], b: dict[str, float], common: Iterable[str]) -> float:
+    """The cosine of unit vectors ``a`` and ``b`` over the words they share (others count 0)."""
+    # Looked up and multiplied in C: this runs once per edge of a trace.
+    products = map(operator.mul, map(a.get, common, repeat(0.0)), map(b.get, common, repeat(0.0)))
+    return min(sum(products), 1.0)
 
 
 def _copied(source: _Profile, target: _Profile) -> float:
     # A source word counts when some run of _MIN_RUN words through it appears verbatim in the target.
-    found = target.grams[_MIN_RUN - 1]
+    # The runs found are picked in C; only they are walked in Python.
+    found = compress(itertools.count(), map(target.grams[_MIN_RUN - 1].__contains__, source.runs))
     covered = reach = 0
-    for start, gram in enumerate(source.runs):
-        if gram in found:
-            covered += start + _MIN_RUN - max(start, reach)
-            reach = start + _MIN_RUN
+    for start in found:
+        covered += start + _MIN_RUN - max(start, reach)
+        reach = start + _MIN_RUN
     return covered / len(source.tokens) if source.tokens else 0.0
-
-
-def _bleu(candidate: _Profile, reference: _Profile) -> float:
-    log_sum = 0.0
-    for n in range(1, _MAX_N + 1):
-        total = candidate.total(n)
-        matched = _shared(candidate, reference, n)
-        if n == 1 and not matched:
-            return 0.0
-        smooth = 0 if n == 1 else 1
-        log_sum += math.log((matched + smooth) / (total + smooth))
-    return math.exp(log_sum / _MAX_N)
 
 
 def carried(source: str, target: str) -> float:
     """Share of the source's word bigrams that reappear in the target (ROUGE-2 recall)."""
-    return _carried(_Profile(source), _Profile(target))
+    return _measures(_Profile(source), _Profile(target))[0]
 
 
 def copied(source: str, target: str) -> float:
     """Share of the source's words that lie in a run of 3+ words found verbatim in the target."""
-    return _copied(_Profile(source), _Profile(target))
+    return _measures(_Profile(source), _Profile(target))[1]
 
 
 def bleu(candidate: str, reference: str) -> float:
     """BLEU-like precision of ``candidate`` against one ``reference`` (smoothed, no brevity penalty)."""
-    return _bleu(_Profile(candidate), _Profile(reference))
+    return _measures(_Profile(reference), _Profile(candidate))[2]
 
 
 class TfIdf:
@@ -162,13 +203,11 @@ class TfIdf:
 
     def cosine(self, i: int, j: int) -> float:
         """Cosine similarity of texts i and j (0.0 when either has no words)."""
-        a, b = self.vectors[i], self.vectors[j]
-        if len(a) > len(b):
-            a, b = b, a
-        return min(sum(v * b[w] for w, v in a.items() if w in b), 1.0)
+        a, b = self.vectors[min(i, j)], self.vectors[max(i, j)]  # one order: exactly symmetric
+        return _dot(a, b, a.keys() & b.keys())
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Reuse:
     """How much ``target`` reused ``source``, its reference number ``position`` (see REUSE_MEASURES)."""
 
@@ -186,16 +225,32 @@ class Reuse:
 
 
 class _TraceTexts:
-    """The per-trace text work: profiles, TF-IDF over the responses, attribution on demand."""
+    """The per-trace text work: TF-IDF over the responses, every call's references, and attribution
+    on demand."""
 
     def __init__(self, trace: Trace):
         self.nodes = trace.calls()
         texts = [trace.call(n).response for n in self.nodes] + [trace.final]
-        self.profiles = {n: _Profile(text) for n, text in zip(self.nodes, texts, strict=False)}
-        self.final = _Profile(trace.final)
         self.tfidf = TfIdf(texts)
         self.slot = {n: i for i, n in enumerate(self.nodes)}
+        self.read = {n: trace.references(n) for n in self.nodes}
         self.reuse: dict[tuple[str, str], Reuse] | None = None
+
+    def coded(
+        self, profiles: list[_Profile], readers: list[int]
+    ) -> tuple[list[list[np.ndarray]], list[tuple[np.ndarray, np.ndarray]], list[int]]:
+        """Each call's 1..4-gram sets (of its ``profiles``, in node order) as arrays of ids, each
+        call's TF-IDF vector as (word ids, weights), and how many ids each of the five has.
+
+        Only what some of the ``readers`` (slots) has can be shared along an edge, so only that
+        gets an id: of a layer of 5,000 answers read by one aggregator, a few hundred items.
+        """
+        grams = [_coded([p.grams[order] for p in profiles], readers)[0] for order in range(_MAX_N)]
+        words, weights = _coded(self.tfidf.vectors[: len(self.nodes)], readers)
+        sizes = [
+            1 + max((int(a.max()) for a in coded if len(a)), default=0) for coded in [*grams, words]
+        ]
+        return grams, list(zip(words, weights, strict=True)), sizes
 
     def cosine(self, a: str | None, b: str | None) -> float:
         final = len(self.nodes)
@@ -227,30 +282,155 @@ def _texts(trace: Trace) -> _TraceTexts:
 def attribution(trace: Trace) -> dict[tuple[str, str], Reuse]:
     """For every edge source -> target of the trace, how much the target reused the source."""
     texts = _texts(trace)
-    if texts.reuse is None:
-        found: dict[tuple[str, str], Reuse] = {}
-        for target in texts.nodes:
-            for position, source in enumerate(trace.references(target), start=1):
-                src, tgt = texts.profiles[source], texts.profiles[target]
-                found[source, target] = Reuse(
-                    source=source,
-                    target=target,
-                    position=position,
-                    carried=_carried(src, tgt),
-                    copied=_copied(src, tgt),
-                    bleu=_bleu(tgt, src),
-                    tfidf=texts.cosine(source, target),
-                )
-        texts.reuse = found
-    return texts.reuse
+    if texts.reuse is not None:
+        return texts.reuse
+    found: dict[tuple[str, str], Reuse] = {}
+    readers = [(n, read) for n, read in texts.read.items() if read]
+    # The n-gram profiles live as long as this function: the trace keeps only the numbers.
+    profiles = [_Profile(trace.call(n).response) for n in texts.nodes] if readers else []
+    grams, vectors, sizes = (
+        texts.coded(profiles, [texts.slot[n] for n, _ in readers]) if readers else ([], [], [])
+    )
+    scratch = [np.full(size, -1, dtype=np.int32) for size in sizes]
+    words = np.array([len(p.tokens) for p in profiles])
+    # A block of readers at a time: what their references share with them, counted by numpy.
+    for at in range(0, len(readers), _BLOCK):
+        block = readers[at : at + _BLOCK]
+        targets = [texts.slot[n] for n, _ in block]
+        sources = list(dict.fromkeys(texts.slot[s] for _, read in block for s in read))
+        column = {n: j for j, n in enumerate(targets)}
+        row = {n: i for i, n in enumerate(sources)}
+        edges = [(source, target, p) for target, read in block for p, source in enumerate(read, 1)]
+        rows = np.array([row[texts.slot[s]] for s, _, _ in edges], dtype=np.intp)
+        columns = np.array([column[texts.slot[t]] for _, t, _ in edges], dtype=np.intp)
+
+        shared = np.stack(
+            [
+                _overlap(order, sources, targets, weighted=False, column=column)[rows, columns]
+                for order, column in zip(grams, scratch, strict=False)
+            ]
+        )
+        carried, bleu = _scores(
+            shared, words[np.array(sources)][rows], words[np.array(targets)][columns]
+        )
+        cosines = _overlap(vectors, sources, targets, weighted=True, column=scratch[-1])
+        cosines = np.minimum(cosines[rows, columns], 1.0)
+        copying = shared[_MIN_RUN - 1] > 0
+        for (source, target, position), carry, copy, score, cosine in zip(
+            edges, carried.tolist(), copying.tolist(), bleu.tolist(), cosines.tolist(), strict=True
+        ):
+            found[source, target] = Reuse(
+                source=source,
+                target=target,
+                position=position,
+                carried=carry,
+                copied=(
+                    _copied(profiles[texts.slot[source]], profiles[texts.slot[target]]) if copy else 0.0
+                ),
+                bleu=score,
+                tfidf=cosine,
+            )
+    texts.reuse = found
+    return found
 
 
-def layer_similarity(trace: Trace, layer: int) -> tuple[list[str], list[list[float]]]:
-    """The calls of a layer that answered and their pairwise TF-IDF cosine (1.0 on the diagonal)."""
+def _coded(
+    texts: list[frozenset[str]] | list[dict[str, float]], readers: list[int]
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """The items (of a set, or keys of a dict) that each text shares with some of the ``readers``
+    as int32 ids, the same id for the same item; and for dicts, their values (else empty)."""
+    items = frozenset().union(*(texts[i] for i in readers))
+    index = dict(zip(items, range(len(items)), strict=True))
+    ids, values = [], []
+    for text in texts:
+        mine = (text.keys() if isinstance(text, dict) else text) & items
+        ids.append(np.fromiter(map(index.__getitem__, mine), dtype=np.int32, count=len(mine)))
+        if isinstance(text, dict):  # the same set, iterated again: the same order
+            values.append(np.fromiter(map(text.__getitem__, mine), dtype=np.float64, count=len(mine)))
+    return ids, values
+
+
+def _overlap(
+    coded: list[np.ndarray] | list[tuple[np.ndarray, np.ndarray]],
+    source_slots: list[int],
+    target_slots: list[int],
+    *,
+    weighted: bool,
+    column: np.ndarray,
+) -> np.ndarray:
+    """Every source against every target (texts of ``coded`` by slot), a matrix: how many item ids
+    they share, or (``weighted``: texts as (ids, weights)) the dot product of their weights.
+    ``column`` is scratch space: -1 for every id, and so again on return.
+
+    Only the targets' ids can count: a dense matrix says which target holds which of them, and
+    each id a source holds adds its row. The cost grows with the sources' ids x the targets, so
+    callers pass few targets at a time.
+    """
+    sources, targets = [coded[i] for i in source_slots], [coded[j] for j in target_slots]
+    source_ids = [t[0] for t in sources] if weighted else sources
+    target_ids = [t[0] for t in targets] if weighted else targets
+    columns = np.unique(np.concatenate(target_ids))
+    # Where each id's column is, by lookup (searching the columns is slower); then -1 again.
+    column[columns] = np.arange(len(columns), dtype=np.int32)
+    width = len(targets)
+    held = np.zeros((len(columns), width))  # which target holds which id (with what weight)
+    held[column[np.concatenate(target_ids)], _owners(target_ids)] = (
+        np.concatenate([t[1] for t in targets]) if weighted else 1.0
+    )
+    at = column[np.concatenate(source_ids)]
+    column[columns] = -1
+    kept = at >= 0
+    found = held[at[kept]]  # for each id a source holds, the targets that hold it too
+    if weighted:
+        found *= np.concatenate([t[1] for t in sources])[kept, None]
+    # Summed per source with one bincount (no BLAS: its threads only wait on a shared machine).
+    slots = (_owners(source_ids)[kept, None] * width + np.arange(width)).ravel()
+    return np.bincount(slots, weights=found.ravel(), minlength=len(sources) * width).reshape(
+        len(sources), width
+    )
+
+
+def _owners(ids: list[np.ndarray]) -> np.ndarray:
+    """For the concatenation of ``ids``, which of them each element came from."""
+    return np.repeat(np.arange(len(ids)), [len(i) for i in ids])
+
+
+def references(trace: Trace) -> dict[str, list[str]]:
+    """Every call's references in the order it read them (``Trace.references``, for all, memoized)."""
+    return _texts(trace).read
+
+
+def layer_similarity(
+    trace: Trace, layer: int, *, first: int | None = None
+) -> tuple[list[str], list[list[float]]]:
+    """The calls of a layer that answered and their pairwise TF-IDF cosine (1.0 on the diagonal).
+
+    ``first``: only the first that many answers (the matrix grows with the square of its calls).
+    """
     texts = _texts(trace)
-    nodes = [c.id for c in trace.records(layer) if c.response is not None]
+    nodes = [c.id for c in trace.records(layer) if c.response is not None][:first]
     matrix = [[1.0 if a == b else texts.cosine(a, b) for b in nodes] for a in nodes]
     return nodes, matrix
+
+
+def layer_diversity(trace: Trace, layer: int) -> float | None:
+    """The mean TF-IDF cosine over all pairs of a layer's answers (None under two answers).
+
+    Exact and linear in the answers: with unit vectors, the sum over pairs of their dot products is
+    ``(|sum of the vectors|^2 - the number of non-empty vectors) / 2``.
+    """
+    texts = _texts(trace)
+    nodes = [c.id for c in trace.records(layer) if c.response is not None]
+    if len(nodes) < 2:
+        return None
+    total: Counter[str] = Counter()
+    norms = 0
+    for node in nodes:
+        vector = texts.tfidf.vectors[texts.slot[node]]
+        total.update(vector)
+        norms += 1 if vector else 0
+    pairs = len(nodes) * (len(nodes) - 1) / 2
+    return min(max((sum(v * v for v in total.values()) - norms) / 2 / pairs, 0.0), 1.0)
 
 
 def similarity_to_final(trace: Trace) -> dict[str, float]:
@@ -265,27 +445,134 @@ def word_diff(old: str | None, new: str | None) -> list[tuple[str, str]]:
     """Word-level diff of two texts as ``(op, text)`` runs, op in ``equal``/``delete``/``insert``.
 
     Joining the ``equal`` and ``insert`` runs gives back ``new``; ``equal`` and ``delete`` give ``old``
-    up to whitespace.
+    up to whitespace (the same words, broken at the same places). Texts of up to about 2,000 words
+    each get ``difflib``'s diff; longer ones are first cut at passages they share in the same order
+    (``_match``), so the cost grows about linearly with the texts, not with their product.
     """
     a = _DIFF_TOKEN.findall(old or "")
     b = _DIFF_TOKEN.findall(new or "")
-    matcher = difflib.SequenceMatcher(
-        None, [t.rstrip() for t in a], [t.rstrip() for t in b], autojunk=False
-    )
-    runs: list[tuple[str, str]] = []
+    opcodes: list[tuple[str, int, int, int, int]] = []
+    _match([t.rstrip() for t in a], [t.rstrip() for t in b], 0, len(a), 0, len(b), opcodes, 0)
+    # Pieces are gathered per run and joined once: adding strings run by run would be quadratic.
+    runs: list[tuple[str, list[str]]] = []
 
-    def add(op: str, text: str) -> None:
-        if not text:
+    def add(op: str, pieces: list[str]) -> None:
+        if not pieces:
             return
         if runs and runs[-1][0] == op:
-            runs[-1] = (op, runs[-1][1] + text)
+            runs[-1][1].extend(pieces)
         else:
-            runs.append((op, text))
+            runs.append((op, pieces))
 
-    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
-        if tag == "equal":
-            add("equal", "".join(b[j1:j2]))
+    for tag, i1, i2, j1, j2 in opcodes:
+        if tag != "equal":
+            add("delete", a[i1:i2])
+            add("insert", b[j1:j2])
             continue
-        add("delete", "".join(a[i1:i2]))
-        add("insert", "".join(b[j1:j2]))
-    return runs
+        # Equal words may differ in the whitespace after them. Where only ``old`` has some, it is
+        # deleted, and where only ``new`` has some before more of ``old``, inserted: so ``old``
+        # neither loses nor gains a break between two of its words.
+        start = j1
+        for i, j in zip(range(i1, i2), range(j1, j2), strict=True):
+            spaced = a[i][-1].isspace()
+            if spaced != b[j][-1].isspace() and (spaced or i + 1 < len(a)):
+                word = b[j].rstrip()
+                add("equal", [*b[start:j], word])
+                if spaced:
+                    add("delete", [a[i][len(word) :]])
+                else:
+                    add("insert", [b[j][len(word) :]])
+                start = j + 1
+        add("equal", b[start:j2])
+    return [(op, "".join(pieces)) for op, pieces in runs]
+
+
+#: Up to this many token pairs (old tokens x new tokens), a diff is difflib's, exact: about 2,000
+#: words against 2,000, a tenth of a second. ``difflib`` grows with the product of the lengths.
+_EXACT_PAIRS = 4_000_000
+#: Between anchors, a part is diffed exactly up to this many token pairs, else cut again.
+_GAP_PAIRS = 1_000_000
+#: Anchors are runs of this many tokens found exactly once in each text.
+_ANCHOR = 3
+#: Cuts at anchors nest at most this deep; a part still too big after that is replaced whole.
+_MAX_DEPTH = 8
+
+
+def _match(
+    a: list[str], b: list[str], alo: int, ahi: int, blo: int, bhi: int,
+    out: list[tuple[str, int, int, int, int]], depth: int,
+) -> None:  # fmt: skip
+    """Append the opcodes that turn ``a[alo:ahi]`` into ``b[blo:bhi]`` to ``out``, in order.
+
+    Small enough: ``difflib``. Too big: keep the common head and tail, then cut both at the runs of
+    ``_ANCHOR`` tokens that occur once in each and in the same order (patience diff: the longest
+    increasing chain of such anchors) and match the parts between anchors the same way. Every level
+    is linear in its part, and a part that has no anchor is replaced whole, so the cost stays bounded.
+    """
+    if alo == ahi or blo == bhi:
+        if alo < ahi or blo < bhi:
+            out.append(("replace", alo, ahi, blo, bhi))
+        return
+    if (ahi - alo) * (bhi - blo) <= (_EXACT_PAIRS if depth == 0 else _GAP_PAIRS):
+        matcher = difflib.SequenceMatcher(None, a[alo:ahi], b[blo:bhi], autojunk=False)
+        for tag, i1, i2, j1, j2 in matcher.get_opcodes():
+            out.append((tag, alo + i1, alo + i2, blo + j1, blo + j2))
+        return
+    head = 0
+    while alo + head < ahi and blo + head < bhi and a[alo + head] == b[blo + head]:
+        head += 1
+    tail = 0
+    while ahi - tail > alo + head and bhi - tail > blo + head and a[ahi - tail - 1] == b[bhi - tail - 1]:
+        tail += 1
+    if head or tail:
+        if head:
+            out.append(("equal", alo, alo + head, blo, blo + head))
+        _match(a, b, alo + head, ahi - tail, blo + head, bhi - tail, out, depth)
+        if tail:
+            out.append(("equal", ahi - tail, ahi, bhi - tail, bhi))
+        return
+    anchors = _anchors(a, b, alo, ahi, blo, bhi) if depth < _MAX_DEPTH else []
+    if not anchors:
+        out.append(("replace", alo, ahi, blo, bhi))
+        return
+    for i, j in anchors:
+        _match(a, b, alo, i, blo, j, out, depth + 1)
+        out.append(("equal", i, i + 1, j, j + 1))
+        alo, blo = i + 1, j + 1
+    _match(a, b, alo, ahi, blo, bhi, out, depth + 1)
+
+
+def _anchors(
+    a: list[str], b: list[str], alo: int, ahi: int, blo: int, bhi: int
+) -> list[tuple[int, int]]:
+    """Positions (i, j) starting a run of ``_ANCHOR`` tokens found once in each part, in both orders.
+
+    The longest chain increasing in both i and j (patience sorting, n log n), so no two cross.
+    """
+
+    def grams(seq: list[str], lo: int, hi: int) -> list[tuple[str, ...]]:
+        return list(zip(*(seq[lo + k : hi] for k in range(_ANCHOR)), strict=False))
+
+    in_a, in_b = grams(a, alo, ahi), grams(b, blo, bhi)
+    once_a = {g for g, n in Counter(in_a).items() if n == 1}
+    count_b = Counter(in_b)
+    at_b = {g: blo + j for j, g in enumerate(in_b) if count_b[g] == 1 and g in once_a}
+    pairs = [(alo + i, at_b[g]) for i, g in enumerate(in_a) if g in at_b]
+    # Patience sorting: tops[k] is the smallest j ending an increasing chain of length k + 1.
+    tops: list[int] = []
+    ends: list[int] = []  # index into pairs of the chain end behind each top
+    before: list[int] = []  # for each pair, the pair before it in its best chain (-1: none)
+    for index, (_, j) in enumerate(pairs):
+        k = bisect.bisect_left(tops, j)
+        before.append(ends[k - 1] if k else -1)
+        if k == len(tops):
+            tops.append(j)
+            ends.append(index)
+        else:
+            tops[k], ends[k] = j, index
+    chain = []
+    index = ends[-1] if ends else -1
+    while index >= 0:
+        chain.append(pairs[index])
+        index = before[index]
+    return chain[::-1]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import subprocess
 import sys
 
@@ -95,6 +96,60 @@ def test_word_diff_marks_replaced_words_and_rebuilds_the_new_text():
     assert "".join(text for op, text in runs if op != "insert").split() == old.split()
 
 
+def test_word_diff_keeps_a_break_between_words_that_only_one_text_has():
+    for old, new in (("cat sat", "cat, sat"), ("cat,sat", "cat sat"), ("a b.", "a b. c")):
+        runs = analysis.word_diff(old, new)
+        assert "".join(text for op, text in runs if op != "delete") == new
+        assert "".join(text for op, text in runs if op != "insert").split() == old.split()
+
+
+def _prose(rng: random.Random, sentences: int) -> list[str]:
+    """Sentences of common and rare words with commas and full stops, some in bullets."""
+    common = "the of and to a in is that it for as with was on be by this are or".split()
+    rare = [f"w{i}" for i in range(3000)]
+    out = []
+    for _ in range(sentences):
+        chosen = [rng.choice(common) if rng.random() < 0.5 else rng.choice(rare) for _ in range(12)]
+        chosen[rng.randrange(2, 10)] += ","
+        out.append(("- " if rng.random() < 0.1 else "") + " ".join(chosen).capitalize() + ".")
+    return out
+
+
+def test_word_diff_keeps_its_contract_and_finds_shared_passages_in_400_kb_texts():
+    rng = random.Random(7)
+    sentences = _prose(rng, 7_200)  # 400 KB: far beyond what difflib compares pair by pair
+    edited = list(sentences)
+    for _ in range(400):  # moved, replaced, dropped and new sentences, and words changed
+        at = rng.randrange(len(edited))
+        kind = rng.random()
+        if kind < 0.25:
+            edited.insert(rng.randrange(len(edited)), edited.pop(at))
+        elif kind < 0.5:
+            edited[at] = _prose(rng, 1)[0]
+        elif kind < 0.75:
+            del edited[at]
+        else:
+            edited[at] = edited[at].replace(" the ", " a ", 1) + " New words here."
+    old, new = " ".join(sentences), "\n\n".join(edited)
+    assert len(old) > 400_000
+    runs = analysis.word_diff(old, new)
+    assert "".join(text for op, text in runs if op != "delete") == new
+    assert "".join(text for op, text in runs if op != "insert").split() == old.split()
+    kept = sum(len(text) for op, text in runs if op == "equal")
+    assert kept > 0.8 * len(new)  # the passages both texts share are found, not replaced whole
+
+
+def test_attribution_numbers_are_the_measures_of_each_edge(copying_trace):
+    texts = {n: copying_trace[n].response for n in copying_trace.calls()}
+    tfidf = analysis.TfIdf([texts[n] for n in copying_trace.calls()] + [copying_trace.final])
+    slot = {n: i for i, n in enumerate(copying_trace.calls())}
+    for (source, target), numbers in analysis.attribution(copying_trace).items():
+        assert numbers.carried == analysis.carried(texts[source], texts[target])
+        assert numbers.copied == analysis.copied(texts[source], texts[target])
+        assert numbers.bleu == analysis.bleu(texts[target], texts[source])
+        assert numbers.tfidf == pytest.approx(tfidf.cosine(slot[source], slot[target]))
+
+
 def test_attribution_finds_the_reference_the_aggregator_copied(copying_trace):
     reuse = analysis.attribution(copying_trace)
     assert set(reuse) == set(copying_trace.graph.edges)
@@ -137,6 +192,15 @@ def test_layer_similarity_and_similarity_to_final(copying_trace):
     to_final = analysis.similarity_to_final(copying_trace)
     assert to_final[copying_trace.aggregator()] == pytest.approx(1.0)
     assert max(to_final, key=lambda n: to_final[n] if n != copying_trace.aggregator() else 0) == "L1.1"
+
+
+def test_layer_similarity_can_keep_the_first_answers_and_diversity_counts_every_pair(copying_trace):
+    nodes, matrix = analysis.layer_similarity(copying_trace, 1)
+    first, top = analysis.layer_similarity(copying_trace, 1, first=2)
+    assert first == nodes[:2] and top == [row[:2] for row in matrix[:2]]
+    pairs = [matrix[i][j] for i in range(3) for j in range(i + 1, 3)]
+    assert analysis.layer_diversity(copying_trace, 1) == pytest.approx(sum(pairs) / 3)
+    assert analysis.layer_diversity(copying_trace, 2) is None  # one answer: no pair
 
 
 def test_similarity_to_final_is_empty_for_an_unfinished_run():

@@ -122,6 +122,47 @@ def test_exported_page_renders_shows_a_clicked_call_and_runs_no_model_text(brows
     page.close()
 
 
+def test_page_of_a_big_trace_builds_the_clicked_call_from_its_data_and_runs_no_model_text(
+    browser, tmp_path
+):
+    with FakeLLM() as fake:
+        trace = run(EVIL, fake_config(fake.url, layers=3), cache=False, trace_path=False, progress=False)
+    page_path = views.export_html(trace, tmp_path / "big.html", panels=False)  # as a big trace's
+
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    errors: list[str] = []
+    dialogs: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    page.route(
+        "**/*",
+        lambda route: route.abort() if route.request.url.startswith("http") else route.continue_(),
+    )
+    page.goto(page_path.as_uri())
+    page.wait_for_selector("#moa-selected .moa-call")
+    assert page.get_attribute("#moa-selected", "data-node") == trace.aggregator()
+    assert "Against each reference" in page.inner_text("#moa-selected")
+
+    x, y = page.evaluate(_NODE_XY, ["#moa-graph", "L1.1"])
+    page.mouse.click(x, y)
+    page.wait_for_selector('#moa-selected[data-node="L1.1"]')
+    panel = page.inner_text("#moa-selected")
+    assert trace["L1.1"].response in panel  # the markup a model wrote, shown as text
+    assert "beta" in panel and "Messages sent (1)" in panel
+    page.click('#moa-calls button[data-show="L2.0"]')  # the list of every call
+    page.wait_for_selector('#moa-selected[data-node="L2.0"]')
+    page.click('#moa-selected button[data-show="L1.2"]')  # a reference of the call shown
+    page.wait_for_selector('#moa-selected[data-node="L1.2"]')
+    shot = tmp_path / "export-big-clicked.png"
+    page.locator("#moa-selected").screenshot(path=shot)
+    _keep(shot)
+
+    assert page.evaluate("window.__pwned") is None
+    assert page.locator("img").count() == 0
+    assert errors == [] and dialogs == []
+    page.close()
+
+
 def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

@@ -19,6 +19,7 @@ from plotly.callbacks import Points
 from moa_lab import Trace, TraceError, Usage, _analysis, run, views
 from moa_lab.cli import main
 from moa_lab.testing import ChatServer, FakeLLM, completion, fake_config
+from moa_lab.views import _export, _graph, _html, _reuse
 
 #: A prompt the fake models repeat in their answers: markup that must stay text everywhere.
 EVIL = 'Say <script>window.__pwned=1</script> <img src=x onerror="window.__pwned=2"> %{x} & done'
@@ -319,6 +320,18 @@ def test_evolution_switches_layers_with_a_menu_beyond_four_layers():
     assert buttons[5].args[0]["x"] == [deep.calls(6)]
 
 
+def test_evolution_heatmap_of_a_big_layer_shows_its_first_answers_and_says_so(trace, monkeypatch):
+    monkeypatch.setattr(_reuse, "HEATMAP_UP_TO", 2)
+    figure = views.evolution(trace)
+    heatmaps = [d for d in figure.data if d.type == "heatmap"]
+    assert [list(h.x) for h in heatmaps] == [trace.calls(1)[:2], trace.calls(2)[:2]]
+    titles = [a.text for a in figure.layout.annotations]
+    assert "Layer 1: similarity between answers (the first 2 of 3)" in titles
+    diversity = _named(figure, "mean similarity within the layer (1 - diversity)")
+    # The summary line still counts every pair of the layer, not only those the heatmap shows.
+    assert list(diversity.y) == [_analysis.layer_diversity(trace, layer) for layer in (1, 2)]
+
+
 def test_attribution_has_a_row_per_call_with_references_and_a_menu_of_measures(trace):
     figure = views.attribution(trace)
     (heatmap,) = figure.data
@@ -333,6 +346,49 @@ def test_attribution_has_a_row_per_call_with_references_and_a_menu_of_measures(t
     assert [b.label for b in figure.layout.updatemenus[0].buttons] == list(_analysis.REUSE_MEASURES)
     copied = views.attribution(trace, measure="copied").data[0].z
     assert copied[0][0] == reuse[trace.references(targets[0])[0], targets[0]].copied
+
+
+def test_attribution_of_many_calls_is_summarised_by_layer_and_reference_range(trace, monkeypatch):
+    monkeypatch.setattr(_reuse, "ROWS_UP_TO", 2)
+    monkeypatch.setattr(_reuse, "COLUMNS_UP_TO", 2)
+    figure = views.attribution(trace)
+    (heatmap,) = figure.data
+    assert "summarised" in figure.layout.title.text
+    assert list(heatmap.y) == ["layer 2 · 3 calls", "layer 3 · 1 calls"]
+    assert list(heatmap.x) == ["1-2", "3-3"]
+    reuse = _analysis.attribution(trace)
+    cell = [reuse[trace.references(t)[p], t].carried for t in trace.calls(2) for p in (0, 1)]
+    assert heatmap.z[0][0] == pytest.approx(sum(cell) / len(cell))
+    assert "the mean of 6 edges" in heatmap.hovertext[0][0]
+
+
+def test_layer_graph_draws_each_calls_strongest_references_beyond_its_edge_budget(trace, monkeypatch):
+    monkeypatch.setattr(_graph, "EDGES_UP_TO", 5)  # 12 edges into 4 calls: one edge each
+    figure = views.layer_graph(trace)
+    reuse = _analysis.attribution(trace)
+    drawn = {(start, end) for start, end, _ in _edge_segments(figure)}
+    positions = views.node_positions(trace)
+    expected = set()
+    for target in trace.calls():
+        if trace.references(target):
+            best = max(trace.references(target), key=lambda s: reuse[s, target].carried)
+            expected.add((positions[best], positions[target]))
+    assert drawn == expected
+    assert "of 12 edges, each call's 1 strongest drawn" in figure.layout.title.text
+
+
+def test_reference_reuse_of_many_references_shows_the_strongest(trace, monkeypatch):
+    monkeypatch.setattr(_reuse, "COLUMNS_UP_TO", 2)
+    figure = views.reference_reuse(trace)
+    aggregator = trace.aggregator()
+    reuse = _analysis.attribution(trace)
+    read = trace.references(aggregator)
+    kept = sorted(read, key=lambda s: -reuse[s, aggregator].carried)[:2]
+    labels = list(figure.data[0].x)
+    assert [label.split("<br>")[0] for label in labels] == [
+        f"{read.index(s) + 1}. {s}" for s in read if s in kept
+    ]
+    assert "the 2 of its 3 references it carried most from" in figure.layout.title.text
 
 
 def test_reference_reuse_defaults_to_the_aggregator(trace):
@@ -481,6 +537,72 @@ def test_export_is_one_offline_page_with_every_call(trace, tmp_path):
     for div in ("moa-graph", "moa-evolution", "moa-attribution", "moa-timeline", "moa-usage"):
         assert f'id="{div}"' in page
     _assert_inert(page)
+
+
+def _call_data(page: str) -> list:
+    """The call data a page carries instead of panels (None when it has none)."""
+    found = re.search(r'<script type="application/json" id="moa-call-data">(.*?)</script>', page, re.S)
+    assert found, "no call data in the page"
+    assert "<" not in found.group(1) and ">" not in found.group(1)  # cannot end its block
+    return json.loads(found.group(1))
+
+
+def test_export_of_a_big_trace_carries_each_call_once_as_inert_data(trace, tmp_path):
+    page = views.export_html(trace, tmp_path / "trace.html", panels=False).read_text("utf-8")
+    assert 'class="moa-call-details"' not in page  # no panel rendered in advance
+    calls = dict(_call_data(page))
+    assert list(calls) == trace.calls()
+    for node, shown in calls.items():
+        assert shown["response"] == trace[node].response  # the model's markup, as text
+        assert shown["model"] == trace[node].model
+        assert f'data-show="{node}"' in page
+    aggregator = calls[trace.aggregator()]
+    reuse = _analysis.attribution(trace)
+    assert [ref[:2] for ref in aggregator["references"]] == [
+        [i, s] for i, s in enumerate(trace.references(trace.aggregator()), 1)
+    ]
+    first = aggregator["references"][0]
+    assert first[2] == round(reuse[first[1], trace.aggregator()].carried, 3)
+    assert "You have been provided with a set of responses" in json.dumps(aggregator["messages"])
+    script = page.rsplit("<script>", 1)[1]
+    for sink in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval("):
+        assert sink not in script  # the page's script builds DOM nodes, never parses HTML
+    _assert_inert(page)
+
+
+def test_export_carries_data_instead_of_panels_beyond_its_panel_budget(trace, monkeypatch):
+    assert 'class="moa-call-details"' in views.to_html(trace)
+    monkeypatch.setattr(_export, "PANELS_UP_TO", len(trace) - 1)
+    page = views.to_html(trace)
+    assert 'class="moa-call-details"' not in page and len(_call_data(page)) == len(trace)
+
+
+def test_export_clips_the_longest_texts_when_the_page_runs_out_of_room(monkeypatch):
+    def answer(body: dict) -> dict:
+        text = "long " * 600 if body["model"] == "alpha" else f"{body['model']} is brief"
+        return completion(body["model"], text, prompt_tokens=10, completion_tokens=5)
+
+    with ChatServer(answer) as server:
+        chatty = run("q", fake_config(server.url), cache=False, trace_path=False, progress=False)
+    monkeypatch.setattr(_export, "MESSAGE_CHARS", 150)
+    monkeypatch.setattr(_export, "TEXT_BUDGET", 1_500)
+    calls = dict(_call_data(views.to_html(chatty, panels=False)))
+    cut = "\n\n… (the first "
+    for node, shown in calls.items():
+        whole = chatty[node].response
+        if chatty[node].model == "alpha":  # the long answers lose their end, and say so
+            assert shown["response"].startswith(whole[:100]) and len(shown["response"]) < len(whole)
+            assert "the page ran out of room for text" in shown["response"]
+        else:
+            assert shown["response"] == whole
+        for _, text in shown["messages"]:
+            assert len(text.split(cut)[0]) <= 150
+
+
+def test_summary_counts_the_models_of_a_big_layer(trace, monkeypatch):
+    monkeypatch.setattr(_html, "_CHIPS_UP_TO", 2)
+    page = views.summary_html(trace)
+    assert "×1" in page and "alpha ×1" in page
 
 
 def _cli(argv: list[str]) -> int:

@@ -28,7 +28,7 @@ from moa_lab.views._layout import (
 )
 from moa_lab.views._style import ERROR_COLOR, HIT_COLOR, clip, esc_plot, model_colors
 
-__all__ = ["NODE_TRACE", "SELECTED_TRACE", "layer_graph", "node_positions"]
+__all__ = ["EDGES_UP_TO", "NODE_TRACE", "SELECTED_TRACE", "layer_graph", "node_positions"]
 
 #: ``meta`` of the layer graph's node traces (their ``customdata`` holds node ids).
 NODE_TRACE = "moa:nodes"
@@ -38,9 +38,16 @@ SELECTED_TRACE = "moa:selected"
 _EDGE = "#5B6B7F"
 _EDGE_BINS = 5
 _LABELS_UP_TO = 80  # node ids are printed under the markers up to this many calls
+#: A node's hover previews four lines of its response up to this many calls, one line beyond.
+_PREVIEWS_UP_TO = 1_000
+#: Up to this many drawn edges, each has a hover point (the call panels list what was reused).
+_EDGE_HOVERS_UP_TO = 5_000
+#: Beyond this many edges the graph draws only each call's strongest references (a person sees
+#: no more lines, and each costs the page a hover point).
+EDGES_UP_TO = 15_000
 
 
-def _node_hover(trace: Trace, node: str) -> str:
+def _node_hover(trace: Trace, node: str, lines: int) -> str:
     data = trace[node]
     latency = data.latency
     facts = [
@@ -53,7 +60,7 @@ def _node_hover(trace: Trace, node: str) -> str:
     if data.error:
         facts.append(f"<b>error:</b> {esc_plot(clip(data.error, 90))}")
     if data.response is not None:
-        facts += ["―――", hover_text(data.response)]
+        facts += ["―――", hover_text(data.response, lines)]
     return "<br>".join(facts)
 
 
@@ -98,6 +105,29 @@ def _edge_lines(
     return xy[:, :, 0].ravel(), xy[:, :, 1].ravel()
 
 
+def _drawn(
+    trace: Trace,
+    edges: list[tuple[str, str]],
+    weights: dict[tuple[str, str], float],
+    picked: set[tuple[str, str]],
+) -> tuple[list[tuple[str, str]], int | None]:
+    """The edges to draw and, when there are more than ``EDGES_UP_TO``, how many each call kept.
+
+    Each call then keeps its strongest references by ``weights`` (its first ones without weights),
+    as many as the budget allows, and every edge the ranker picked.
+    """
+    if len(edges) <= EDGES_UP_TO:
+        return edges, None
+    read = {target: sources for target, sources in _analysis.references(trace).items() if sources}
+    keep = max(1, EDGES_UP_TO // len(read))
+    drawn = set(picked)
+    for target, sources in read.items():
+        # Strongest first, then in the order read (sorted() is stable).
+        mine = sorted(((s, target) for s in sources), key=lambda e: -weights.get(e, 0.0))
+        drawn.update(mine[:keep])
+    return [e for e in edges if e in drawn], keep
+
+
 def layer_graph(
     trace: Trace,
     *,
@@ -112,7 +142,8 @@ def layer_graph(
     an error. Edge width and opacity show ``measure`` (a key of ``REUSE_MEASURES``, on its absolute
     0-1 scale; None draws plain edges). ``highlight`` (node ids) dims everything else;
     ``selected`` (a node id) draws a ring around that node. Node traces carry ``meta=NODE_TRACE``
-    and their node ids in ``customdata``.
+    and their node ids in ``customdata``. Beyond ``EDGES_UP_TO`` edges, each call's strongest
+    references are drawn (the title says how many).
     """
     if measure is not None and measure not in _analysis.REUSE_MEASURES:
         raise TraceError(
@@ -125,14 +156,18 @@ def layer_graph(
     sizes = _sizes(trace, nodes, positions)
     figure = go.Figure()
 
-    edges = list(trace.graph.edges)
+    every_edge = list(trace.graph.edges)
     reuse = _analysis.attribution(trace) if measure is not None else {}
-    weights = {e: getattr(reuse[e], measure) if e in reuse else 0.0 for e in edges} if measure else {}
+    weights = (
+        {e: getattr(reuse[e], measure) if e in reuse else 0.0 for e in every_edge} if measure else {}
+    )
     picked = {(trace[n].picked, n) for n in nodes if trace[n].picked}
+    edges, kept = _drawn(trace, every_edge, weights, picked)
     faded = [e for e in edges if chosen and not (e[0] in chosen and e[1] in chosen)]
+    skipped = set(faded) | picked
     groups: dict[int, list[tuple[str, str]]] = defaultdict(list)
     for edge in edges:
-        if edge not in faded and edge not in picked:
+        if edge not in skipped:
             level = (
                 # Absolute, not relative to the strongest edge: a call that copied nothing draws
                 # thin edges even when every edge is equally thin.
@@ -174,7 +209,7 @@ def layer_graph(
             name="picked by the ranker",
             hoverinfo="skip",
         )
-    if edges:
+    if edges and len(edges) <= _EDGE_HOVERS_UP_TO:
         # Invisible points along each edge carry its hover: where it comes from and what was reused.
         along = [
             (
@@ -198,13 +233,14 @@ def layer_graph(
         )
 
     labels = len(nodes) <= _LABELS_UP_TO
+    preview = 4 if len(nodes) <= _PREVIEWS_UP_TO else 1
     for model, color in colors.items():
         mine = [n for n in nodes if trace[n].model == model]
         figure.add_scatter(
             x=[positions[n][0] for n in mine],
             y=[positions[n][1] for n in mine],
             customdata=mine,
-            hovertext=[_node_hover(trace, n) for n in mine],
+            hovertext=[_node_hover(trace, n, preview) for n in mine],
             hoverinfo="text",
             text=[esc_plot(n) for n in mine] if labels else None,
             textposition="bottom center",
@@ -270,6 +306,9 @@ def layer_graph(
         if measure and edges
         else "edges: references"
     )
+    if kept is not None:
+        strongest = f"{kept} strongest" if measure else f"first {kept}"
+        edge_note += f" · of {len(every_edge):,} edges, each call's {strongest} drawn"
     layout(
         figure,
         title or f"How the answer was built · {edge_note}",

@@ -8,14 +8,29 @@ is put into the markup, so model output like ``<script>`` or ``<img onerror=...>
 from __future__ import annotations
 
 import json
+from collections import Counter
 
 from moa_lab import _analysis
 from moa_lab._errors import TraceError
 from moa_lab._trace import Call, Trace
 from moa_lab.views._style import CSS, clip, esc, model_colors
 
-__all__ = ["call_html", "check_node", "diff_html", "layer_html", "reuse_line", "summary_html"]
+__all__ = [
+    "badge_list",
+    "call_badges",
+    "call_html",
+    "call_rows",
+    "check_node",
+    "diff_html",
+    "layer_html",
+    "measures_line",
+    "reuse_line",
+    "strongest_references",
+    "summary_html",
+]
 
+#: A layer's row in the summary names each call's model up to this many calls, then counts them.
+_CHIPS_UP_TO = 12
 _INS = "background:#dcfce7;color:#14532d;text-decoration:none;border-radius:2px"
 _DEL = "background:#fee2e2;color:#991b1b;text-decoration:line-through;border-radius:2px"
 
@@ -53,21 +68,29 @@ def _dot(color: str) -> str:
     return f'<span class="moa-dot" style="background:{esc(color)}"></span>'
 
 
-def _badges(*, cache_hit: bool = False, error: bool = False, reason: str | None = None) -> str:
+def badge_list(
+    *, cache_hit: bool = False, error: bool = False, reason: str | None = None
+) -> list[tuple[str, str]]:
+    """The badges of a call or layer as (CSS class, text) pairs."""
     badges = []
     if cache_hit:
-        badges.append('<span class="moa-badge moa-hit">cache hit</span>')
+        badges.append(("moa-hit", "cache hit"))
     if error:
-        badges.append('<span class="moa-badge moa-err">error</span>')
+        badges.append(("moa-err", "error"))
     if reason == "length":
-        badges.append('<span class="moa-badge moa-warn">cut off at the token cap</span>')
+        badges.append(("moa-warn", "cut off at the token cap"))
     elif reason not in (None, "stop"):
-        badges.append(f'<span class="moa-badge moa-warn">finish: {esc(reason)}</span>')
-    return "".join(badges)
+        badges.append(("moa-warn", f"finish: {reason}"))
+    return badges
 
 
-def _call_badges(call: Call) -> str:
-    return _badges(cache_hit=call.cache_hit, error=call.error is not None, reason=call.finish_reason)
+def _badge_html(badges: list[tuple[str, str]]) -> str:
+    return "".join(f'<span class="moa-badge {kind}">{esc(text)}</span>' for kind, text in badges)
+
+
+def call_badges(call: Call) -> list[tuple[str, str]]:
+    """The badges of one call as (CSS class, text) pairs: cache hit, error, how it finished."""
+    return badge_list(cache_hit=call.cache_hit, error=call.error is not None, reason=call.finish_reason)
 
 
 def _tokens(data: Call) -> str:
@@ -85,35 +108,44 @@ def _dollars(value: float | None) -> str:
     return "unknown" if value is None else f"${value:.5f}"
 
 
+def measures_line(carried: float, copied: float, bleu: float, tfidf: float) -> str:
+    """The four attribution numbers as a short line (percentages and scores)."""
+    return f"carried {carried:.0%} · copied {copied:.0%} · BLEU {bleu:.2f} · TF-IDF {tfidf:.2f}"
+
+
 def reuse_line(reuse: _analysis.Reuse) -> str:
     """The four attribution numbers of one edge as a short line (percentages and scores)."""
-    return (
-        f"carried {reuse.carried:.0%} · copied {reuse.copied:.0%} · "
-        f"BLEU {reuse.bleu:.2f} · TF-IDF {reuse.tfidf:.2f}"
-    )
+    return measures_line(reuse.carried, reuse.copied, reuse.bleu, reuse.tfidf)
+
+
+def strongest_references(
+    node: str, read: list[str], reuse: dict[tuple[str, str], _analysis.Reuse], count: int
+) -> list[tuple[int, str]]:
+    """Up to ``count`` of the references ``read`` by a call as (position, node), in that order.
+
+    When it read more, those it carried most from (``reuse``: the trace's attribution).
+    """
+    numbered = list(enumerate(read, 1))
+    if len(numbered) <= count:
+        return numbered
+    strength = sorted(numbered, key=lambda r: -reuse[r[1], node].carried if (r[1], node) in reuse else 0)
+    return sorted(strength[:count])
 
 
 def _title(trace: Trace, node: str, colors: dict[str, str]) -> str:
     data = trace[node]
     return (
         f"{_dot(colors.get(data.model, '#999'))}<b>{esc(node)}</b> "
-        f'<span class="moa-muted">{esc(data.role)} · </span>{esc(data.model)}{_call_badges(data)}'
+        f'<span class="moa-muted">{esc(data.role)} · </span>{esc(data.model)}'
+        + _badge_html(call_badges(data))
     )
 
 
-def call_html(trace: Trace, node: str, *, styled: bool = True) -> str:
-    """Everything about one call: params, usage, timing, error, response, diffs and messages.
-
-    ``styled=False`` (here and in the other panels) leaves out the stylesheet, for a page that
-    includes ``CSS`` once.
-    """
-    check_node(trace, node)
-    data = trace[node]
-    colors = model_colors(trace)
-    start = min(c.started_at for c in trace.records())
+def call_rows(data: Call, start: float) -> list[tuple[str, object]]:
+    """The facts of one call as (name, value) rows; ``start`` is when the run's first call started."""
     ended = data.ended_at or data.started_at
     served = data.served_model
-    rows = [
+    rows: list[tuple[str, object]] = [
         ("layer / index", f"{data.layer} / {data.index}"),
         ("params", json.dumps(data.params or {}, sort_keys=True)),
         ("tokens", _tokens(data)),
@@ -135,6 +167,19 @@ def call_html(trace: Trace, node: str, *, styled: bool = True) -> str:
         rows.append(("key variable", data.api_key_env))
     if data.picked:
         rows.append(("ranker picked", data.picked))
+    return rows
+
+
+def call_html(trace: Trace, node: str, *, styled: bool = True) -> str:
+    """Everything about one call: params, usage, timing, error, response, diffs and messages.
+
+    ``styled=False`` (here and in the other panels) leaves out the stylesheet, for a page that
+    includes ``CSS`` once.
+    """
+    check_node(trace, node)
+    data = trace[node]
+    colors = model_colors(trace)
+    rows = call_rows(data, min(c.started_at for c in trace.records()))
     table = "".join(f"<tr><th>{esc(k)}</th><td>{esc(v)}</td></tr>" for k, v in rows)
     parts = [f"<h3>{_title(trace, node, colors)}</h3>", f'<table class="moa-kv">{table}</table>']
     if data.error:
@@ -215,20 +260,30 @@ def summary_html(trace: Trace, *, styled: bool = True) -> str:
     totals = trace.totals()
     colors = model_colors(trace)
     rows = []
+    layers: dict[int, list[Call]] = {}
+    for call in trace.records():
+        layers.setdefault(call.layer, []).append(call)
     for layer in range(1, trace.layers + 1):
-        nodes = trace.calls(layer)
-        if not nodes:
+        datas = layers.get(layer)
+        if not datas:
             rows.append(f"<tr><td>{layer}</td><td colspan=4 class='moa-muted'>not run</td></tr>")
             continue
-        datas = [trace[n] for n in nodes]
-        chips = " ".join(f"{_dot(colors[d.model])}{esc(d.model)}" for d in datas)
+        if len(datas) <= _CHIPS_UP_TO:
+            chips = " ".join(f"{_dot(colors[d.model])}{esc(d.model)}" for d in datas)
+        else:
+            chips = " ".join(
+                f"{_dot(colors[model])}{esc(model)} ×{count:,}"
+                for model, count in Counter(d.model for d in datas).items()
+            )
         tokens = sum(d.completion_tokens or 0 for d in datas)
         slowest = max((d.latency or 0.0) for d in datas)
         cut = any(d.truncated for d in datas)
-        notes = _badges(
-            cache_hit=any(d.cache_hit for d in datas),
-            error=any(d.error for d in datas),
-            reason="length" if cut else None,
+        notes = _badge_html(
+            badge_list(
+                cache_hit=any(d.cache_hit for d in datas),
+                error=any(d.error for d in datas),
+                reason="length" if cut else None,
+            )
         )
         rows.append(
             f"<tr><td>{layer}</td><td>{chips}</td><td>{tokens}</td>"

@@ -154,8 +154,13 @@ def count(value: int | None) -> str:
     return "–" if value is None else str(value)
 
 
-def hover_text(text: str | None) -> str:
-    """The first lines of a text, each clipped, escaped and joined with ``<br>`` for plotly."""
-    lines = [clip(line, 90) for line in (text or "").strip().splitlines() if line.strip()]
-    shown = lines[:_HOVER_LINES] + (["…"] if len(lines) > _HOVER_LINES else [])
-    return "<br>".join(esc_plot(line) for line in shown)
+def hover_text(text: str | None, lines: int = _HOVER_LINES) -> str:
+    """The first ``lines`` lines of a text, each clipped, escaped and joined with ``<br>`` for plotly."""
+    found = []
+    for line in (text or "").strip().splitlines():
+        if line.strip():
+            found.append(clip(line, 90))
+            if len(found) > lines:
+                found[lines:] = ["…"]
+                break
+    return "<br>".join(esc_plot(line) for line in found)

@@ -6,13 +6,16 @@ replay and experiments); model text reaches plotly escaped and only as hover tex
 
 from __future__ import annotations
 
+from collections import Counter
+
+import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from moa_lab import _analysis
 from moa_lab._errors import TraceError
 from moa_lab._trace import Trace
-from moa_lab.views._html import check_node, reuse_line
+from moa_lab.views._html import check_node, measures_line, reuse_line, strongest_references
 from moa_lab.views._layout import (
     LEGEND_BELOW,
     answered,
@@ -21,7 +24,29 @@ from moa_lab.views._layout import (
 )
 from moa_lab.views._style import clip, esc_plot, model_colors
 
-__all__ = ["attribution", "evolution", "reference_reuse"]
+__all__ = [
+    "COLUMNS_UP_TO",
+    "HEATMAP_UP_TO",
+    "ROWS_UP_TO",
+    "attribution",
+    "evolution",
+    "reference_reuse",
+]
+
+#: A similarity heatmap shows at most this many answers of a layer: more is more than anyone reads,
+#: and its cells grow with the square of the answers (a 5,000-answer layer made a 472 MB heatmap).
+HEATMAP_UP_TO = 40
+
+
+#: The attribution heatmap keeps a row per call up to this many calls, then a row per layer.
+ROWS_UP_TO = 60
+#: ... and a column per reference number up to this many, then ranges of reference numbers.
+COLUMNS_UP_TO = 50
+
+
+def _shown(answers: int) -> str:
+    """What a layer's heatmap leaves out, if anything, for its title."""
+    return f" (the first {HEATMAP_UP_TO} of {answers:,})" if answers > HEATMAP_UP_TO else ""
 
 
 def evolution(trace: Trace) -> go.Figure:
@@ -30,9 +55,12 @@ def evolution(trace: Trace) -> go.Figure:
     Top: for each proposer layer, the TF-IDF cosine between its responses (high = the agents agree,
     low = diverse). Bottom left: each call's similarity to the final answer, with the layer mean
     (convergence) and the layer's mean pairwise similarity. Bottom right: response length in words.
-    Up to four layers' heatmaps sit side by side; beyond that a menu picks the layer.
+    Up to four layers' heatmaps sit side by side; beyond that a menu picks the layer. A heatmap
+    shows at most the first ``HEATMAP_UP_TO`` answers of its layer, and says so: the mean
+    similarity within each layer (the dashed line) still counts every pair.
     """
-    proposer_layers = sorted({trace[n].layer for n in answered(trace) if trace[n].role == "proposer"})
+    counts = Counter(trace[n].layer for n in answered(trace) if trace[n].role == "proposer")
+    proposer_layers = sorted(counts)
     side_by_side = 1 <= len(proposer_layers) <= 4
     width = len(proposer_layers) if side_by_side else 1
     figure = make_subplots(
@@ -46,11 +74,18 @@ def evolution(trace: Trace) -> go.Figure:
         vertical_spacing=0.16,
         horizontal_spacing=0.06,
         subplot_titles=[
-            f"Layer {layer}: similarity between answers" for layer in proposer_layers[:width]
+            f"Layer {layer}: similarity between answers{_shown(counts[layer])}"
+            for layer in proposer_layers[:width]
         ]
         + ["Similarity to the final answer", "Response length (words)"],
     )
-    similarity = {layer: _analysis.layer_similarity(trace, layer) for layer in proposer_layers}
+    # Four decimals are more than a colour shows and keep a big trace's page small; numpy arrays
+    # keep plotly from copying and checking every cell of every layer's menu entry.
+    similarity = {
+        layer: (names, np.round(np.array(matrix, dtype=np.float64).reshape(len(names), -1), 4))
+        for layer in proposer_layers
+        for names, matrix in [_analysis.layer_similarity(trace, layer, first=HEATMAP_UP_TO)]
+    }
     labels = {layer: [esc_plot(n) for n in names] for layer, (names, _) in similarity.items()}
     # Side by side: one heatmap per layer. More layers: one heatmap whose data a menu swaps.
     for number, layer in enumerate(proposer_layers if side_by_side else proposer_layers[:1]):
@@ -69,7 +104,7 @@ def evolution(trace: Trace) -> go.Figure:
     if not side_by_side and proposer_layers:
         buttons = [
             {
-                "label": f"layer {layer}",
+                "label": f"layer {layer}{_shown(counts[layer])}",
                 "method": "restyle",
                 "args": [{"z": [similarity[layer][1]], "x": [labels[layer]], "y": [labels[layer]]}, [0]],
             }
@@ -80,7 +115,9 @@ def evolution(trace: Trace) -> go.Figure:
                 {"buttons": buttons, "x": 0, "y": 1.12, "xanchor": "left", "yanchor": "bottom"}
             ],
         )
-        figure.layout.annotations[0].text = "Similarity between the answers of the chosen layer"
+        figure.layout.annotations[0].text = "Similarity between the answers of the chosen layer" + (
+            f" (at most its first {HEATMAP_UP_TO})" if max(counts.values()) > HEATMAP_UP_TO else ""
+        )
 
     to_final = _analysis.similarity_to_final(trace)
     colors = model_colors(trace)
@@ -111,11 +148,11 @@ def evolution(trace: Trace) -> go.Figure:
             row=2,
             col=1,
         )
-    diversity = []
-    for layer, (names, matrix) in similarity.items():
-        pairs = [matrix[i][j] for i in range(len(names)) for j in range(i + 1, len(names))]
-        if pairs:
-            diversity.append((layer, sum(pairs) / len(pairs)))
+    diversity = [
+        (layer, mean)
+        for layer in proposer_layers
+        if (mean := _analysis.layer_diversity(trace, layer)) is not None
+    ]
     if diversity:
         figure.add_scatter(
             x=[d[0] for d in diversity],
@@ -165,15 +202,19 @@ def attribution(trace: Trace, measure: str = "carried") -> go.Figure:
 
     A cell is the chosen measure (``REUSE_MEASURES``) for the reference the call saw at that
     position, so a column that stays dark is a position bias; a menu switches the measure and the
-    hover shows all four numbers.
+    hover shows all four numbers. Beyond ``ROWS_UP_TO`` calls a row is a layer (the mean of its
+    calls), and beyond ``COLUMNS_UP_TO`` references a column is a range of reference numbers (the
+    mean of its cells); the title then says the heatmap is summarised.
     """
     if measure not in _analysis.REUSE_MEASURES:
         raise TraceError(
             f"unknown measure {measure!r}; choose one of {sorted(_analysis.REUSE_MEASURES)}"
         )
     reuse = _analysis.attribution(trace)
-    targets = [n for n in trace.calls() if trace.references(n) and trace[n].response is not None]
-    width = max((len(trace.references(n)) for n in targets), default=0)
+    read = _analysis.references(trace)
+    references = {n: read[n] for n in trace.calls() if trace[n].response is not None}
+    targets = [n for n, read in references.items() if read]
+    width = max((len(references[n]) for n in targets), default=0)
     figure = go.Figure()
     if not targets:
         return empty(
@@ -181,33 +222,70 @@ def attribution(trace: Trace, measure: str = "carried") -> go.Figure:
             "No call read references (a one-layer run, or the run stopped in layer 1).",
             "Attribution",
         )
-    cells: list[list[_analysis.Reuse | None]] = []
-    for target in targets:
-        row: list[_analysis.Reuse | None] = [reuse.get((s, target)) for s in trace.references(target)]
-        cells.append(row + [None] * (width - len(row)))
+    if len(targets) <= ROWS_UP_TO:
+        rows = [(f"{esc_plot(n)} {esc_plot(clip(trace[n].model, 16))}", [n]) for n in targets]
+    else:
+        layers: dict[int, list[str]] = {}
+        for target in targets:
+            layers.setdefault(trace[target].layer, []).append(target)
+        rows = [(f"layer {layer} · {len(mine):,} calls", mine) for layer, mine in layers.items()]
+    step = -(-width // COLUMNS_UP_TO)
+    columns = [
+        (f"ref {start + 1}" if step == 1 else f"{start + 1}-{min(start + step, width)}",
+         range(start, min(start + step, width)))
+        for start in range(0, width, step)
+    ]  # fmt: skip
+    cells = [
+        [
+            [
+                reuse[edge]
+                for target in mine
+                for at in spots
+                if at < len(references[target]) and (edge := (references[target][at], target)) in reuse
+            ]
+            for _, spots in columns
+        ]
+        for _, mine in rows
+    ]
 
     def grid(name: str) -> list[list[float | None]]:
-        return [[None if c is None else getattr(c, name) for c in row] for row in cells]
-
-    hover = [
-        [
-            ""
-            if c is None
-            else f"<b>{esc_plot(c.target)}</b> read <b>{esc_plot(c.source)}</b> "
-            f"({esc_plot(trace[c.source].model)}) as reference {c.position}"
-            f"<br>{esc_plot(reuse_line(c))}"
-            for c in row
+        return [
+            [sum(getattr(c, name) for c in cell) / len(cell) if cell else None for cell in row]
+            for row in cells
         ]
-        for row in cells
-    ]
-    small = len(targets) <= 30 and width <= 12
+
+    def hover(cell: list[_analysis.Reuse], row: str, column: str) -> str:
+        if not cell:
+            return ""
+        if len(cell) == 1:
+            (c,) = cell
+            return (
+                f"<b>{esc_plot(c.target)}</b> read <b>{esc_plot(c.source)}</b> "
+                f"({esc_plot(trace[c.source].model)}) as reference {c.position}"
+                f"<br>{esc_plot(reuse_line(c))}"
+            )
+        means = {
+            name: sum(getattr(c, name) for c in cell) / len(cell) for name in _analysis.REUSE_MEASURES
+        }
+        line = esc_plot(measures_line(**means))
+        return f"<b>{row}</b>, {column}: the mean of {len(cell):,} edges<br>{line}"
+
+    small = len(rows) <= 30 and len(columns) <= 12 and all(len(c) <= 1 for row in cells for c in row)
+    summarised = []
+    if len(targets) > ROWS_UP_TO:
+        summarised.append(f"rows are layers (the mean of their calls, {len(targets):,} in all)")
+    if step > 1:
+        summarised.append(f"columns are ranges of reference numbers (1-{width:,})")
     figure.add_heatmap(
         z=grid(measure),
-        x=[f"ref {i}" for i in range(1, width + 1)],
-        y=[f"{esc_plot(n)} {esc_plot(clip(trace[n].model, 16))}" for n in targets],
-        text=[[esc_plot(c.source) if c else "" for c in row] for row in cells] if small else None,
+        x=[label for label, _ in columns],
+        y=[label for label, _ in rows],
+        text=[[esc_plot(c[0].source) if c else "" for c in row] for row in cells] if small else None,
         texttemplate="%{text}<br>%{z:.2f}" if small else None,
-        hovertext=hover,
+        hovertext=[
+            [hover(cell, label, column) for cell, (column, _) in zip(row, columns, strict=True)]
+            for row, (label, _) in zip(cells, rows, strict=True)
+        ],
         hoverinfo="text",
         colorscale="Purples",
         zmin=0,
@@ -220,10 +298,13 @@ def attribution(trace: Trace, measure: str = "carried") -> go.Figure:
         {"label": name, "method": "restyle", "args": [{"z": [grid(name)], "colorbar.title.text": name}]}
         for name in _analysis.REUSE_MEASURES
     ]
+    title = "What each call reused from its references · " + (
+        f"summarised: {'; '.join(summarised)}" if summarised else "cell: the reference's id and score"
+    )
     return layout(
         figure,
-        "What each call reused from its references · cell: the reference's id and score",
-        height=int(min(max(300, 34 * len(targets) + 160), 1400)),
+        title,
+        height=int(min(max(300, 34 * len(rows) + 160), 1400)),
         updatemenus=[
             {
                 "buttons": buttons,
@@ -236,30 +317,32 @@ def attribution(trace: Trace, measure: str = "carried") -> go.Figure:
         ],
         yaxis={"autorange": "reversed", "tickfont": {"size": 10}},
         xaxis={"side": "top"},
-        margin={"t": 110},
+        margin={"t": 110 if step == 1 else 150},
     )
 
 
 def reference_reuse(trace: Trace, node: str | None = None) -> go.Figure:
-    """For one call (default: the aggregator), the four reuse measures of each of its references."""
+    """For one call (default: the aggregator), the four reuse measures of each of its references.
+
+    Of more than ``COLUMNS_UP_TO`` references, the ``COLUMNS_UP_TO`` it carried most from (in the
+    order it read them), and the title says so.
+    """
     node = check_node(trace, node) if node else trace.aggregator() or (trace.calls() or [None])[-1]
     figure = go.Figure()
-    references = trace.references(node) if node else []
-    if not references:
+    read = trace.references(node) if node else []
+    if not read:
         return empty(
             figure,
             f"{esc_plot(node or 'this trace')} read no references: layer 1 sees only the user's prompt.",
             "What the call reused",
         )
     reuse = _analysis.attribution(trace)
-    labels = [
-        f"{i}. {esc_plot(s)}<br>{esc_plot(clip(trace[s].model, 20))}"
-        for i, s in enumerate(references, 1)
-    ]
+    references = strongest_references(node, read, reuse, COLUMNS_UP_TO)
+    labels = [f"{i}. {esc_plot(s)}<br>{esc_plot(clip(trace[s].model, 20))}" for i, s in references]
     for (name, meaning), color in zip(
         _analysis.REUSE_MEASURES.items(), ("#4E79A7", "#F28E2B", "#59A14F", "#B07AA1"), strict=True
     ):
-        values = [getattr(reuse[s, node], name) if (s, node) in reuse else 0.0 for s in references]
+        values = [getattr(reuse[s, node], name) if (s, node) in reuse else 0.0 for _, s in references]
         figure.add_bar(
             x=labels,
             y=values,
@@ -273,7 +356,12 @@ def reference_reuse(trace: Trace, node: str | None = None) -> go.Figure:
     data = trace[node]
     return layout(
         figure,
-        f"What {esc_plot(node)} ({esc_plot(data.model)}) reused from each reference",
+        f"What {esc_plot(node)} ({esc_plot(data.model)}) reused from "
+        + (
+            f"the {len(references)} of its {len(read):,} references it carried most from"
+            if len(references) < len(read)
+            else "each reference"
+        ),
         barmode="group",
         height=400,
         yaxis={"range": [0, 1.1], "title": {"text": "share / score (0-1)"}},
