@@ -1,4 +1,4 @@
-"""Which part of an answer came from which reference (``_analysis.provenance``).
+"""Which part of an answer came from which reference (``_analysis.provenance``) and its panel.
 
 The texts are crafted so the truth is known: an answer put together from given sentences of given
 references, plus new text.
@@ -6,14 +6,19 @@ references, plus new text.
 
 from __future__ import annotations
 
+import html
 import random
+import re
+import subprocess
 import sys
+from html.parser import HTMLParser
 
 import pytest
 
-from moa_lab import Call, Trace, TraceError, _analysis
+from moa_lab import Call, Trace, TraceError, _analysis, views
 from moa_lab._analysis import _spans
 from moa_lab._trace import new_graph
+from moa_lab.views._style import model_colors
 
 A = [
     "The mitochondria is the powerhouse of the cell and makes most of its energy.",
@@ -213,6 +218,129 @@ def test_the_work_grows_linearly_with_the_text_and_the_references():
     few = _lines_run(answer, {f"r{i}": " ".join(t) for i, t in enumerate(many[:50])})
     all_ = _lines_run(answer, {f"r{i}": " ".join(t) for i, t in enumerate(many)})
     assert all_ / few < 5  # 4x the references: at most linear
+
+
+# -- the panel ---------------------------------------------------------------------------------------
+_NEW_STYLE = (
+    'style="background:#dcfce7;color:#14532d;text-decoration:none;border-radius:2px" '
+    'title="new: in no reference"'
+)
+EVIL = '<script>alert("x")</script> <img src=x onerror="alert(1)"> & so'
+
+
+class _Tags(HTMLParser):
+    def __init__(self, page: str):
+        super().__init__()
+        self.tags: list[tuple[str, dict[str, str | None]]] = []
+        self.feed(page)
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append((tag, dict(attrs)))
+
+
+def _assert_inert(page: str) -> None:
+    tags = _Tags(page).tags
+    assert {t for t, _ in tags} <= {"div", "span", "pre", "h3", "h4", "b", "style", "table", "tr",
+                                    "th", "td", "details", "summary", "del", "ins"}  # fmt: skip
+    assert not [a for _, attrs in tags for a in attrs if a.startswith("on")]
+
+
+def _evil_trace() -> Trace:
+    a = f"{A[0]} {EVIL} is what model A wrote."
+    return _trace({"a": ('model <b>"a"</b>', a), "b": ("model-b", " ".join(B))}, f"{a} {B[1]} {NEW}")
+
+
+def test_the_panel_colours_each_span_by_its_reference_and_escapes_model_text():
+    trace = _evil_trace()
+    page = views.provenance_html(trace, "L2.0")
+    _assert_inert(page)
+    assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in page
+    assert "<script>alert" not in page and 'model <b>"a"</b>' not in page
+    colors = model_colors(trace)
+    spans = re.findall(
+        r'<span data-ref="(\d)" style="background:(#\w{6})\w*;[^"]*" title="([^"]*)">', page
+    )
+    assert [(ref, color) for ref, color, _ in spans] == [
+        ("1", colors['model <b>"a"</b>']),
+        ("2", colors["model-b"]),
+    ]
+    assert html.unescape(spans[0][2]).startswith('from 1. L1.0 (model <b>"a"</b>) · 100% of its words')
+    text = html.unescape(re.sub(r"<[^>]+>", "", page.split('class="moa-prov-text">')[1]))
+    assert text == trace.final  # the answer, whole and in order
+
+
+def test_the_legend_gives_each_reference_its_share_and_the_new_share():
+    trace, answer = _picked()
+    page = views.provenance_html(trace, "L2.0")
+    legend = html.unescape(
+        re.sub(r"<[^>]+>", "", page.split('class="moa-prov-legend">')[1].split("</div>")[0])
+    )
+    words = _count(answer)
+    assert legend == (
+        f"from 1. L1.0 (model-a) {_count(A[0]) / words:.0%} · "
+        f"from 2. L1.1 (model-b) {_count(B[2]) / words:.0%} · new {_count(NEW) / words:.0%}"
+    )
+
+
+def test_a_legend_of_many_references_names_those_credited_most():
+    references = {
+        f"r{i}": ("m", f"Reference number {i} says something of its own today.") for i in range(30)
+    }
+    answer = "Reference number 17 says something of its own today. And more."
+    page = views.provenance_html(_trace(references, answer), "L2.0")
+    legend = html.unescape(re.sub(r"<[^>]+>", "", page.split('class="moa-prov-legend">')[1]))
+    assert legend.startswith("from 18. L1.17 (m) 82% · 29 more references 0% · new 18%")
+
+
+def test_the_call_panel_shows_provenance_first_and_colours_words_from_another_reference():
+    trace, _ = _picked()
+    page = views.call_html(trace, "L2.0")
+    assert page.index("Where this answer came from") < page.index("layer / index")
+    assert "<h4>Response</h4>" not in page  # the coloured answer is the response
+    assert "words this call wrote" not in page
+    diffs = page.split("<h4>Against each reference</h4>")[1]
+    against_a = diffs.split("<details")[1]
+    inserted = re.findall(r"<ins ([^>]*)>(.*?)</ins>", against_a)
+    kinds = {text.strip(" ."): attrs for attrs, text in inserted}
+    assert 'data-ref="2"' in kinds[B[2][:-1]] and 'title="from L1.1"' in kinds[B[2][:-1]]
+    assert [a for t, a in kinds.items() if t in NEW] == [_NEW_STYLE, _NEW_STYLE]
+    _assert_inert(page)
+    alone = views.call_html(trace, "L1.0")  # read nothing: the plain response, no panel
+    assert "<h4>Response</h4>" in alone and "Where this answer came from" not in alone
+
+
+def test_the_call_panel_of_a_call_with_html_in_every_text_stays_inert():
+    page = views.call_html(_evil_trace(), "L2.0")
+    _assert_inert(page)
+    assert "<script>alert" not in page and "&lt;script&gt;" in page
+
+
+def test_the_share_figure_has_a_bar_per_reference_and_one_for_new_text():
+    trace, _ = _picked()
+    found = _analysis.provenance(trace, "L2.0")
+    figure = views.provenance_figure(trace)
+    bar = figure.data[0]
+    assert list(bar.y) == ["1. L1.0 (model-a)", "2. L1.1 (model-b)", "new (in no reference)"]
+    assert list(bar.x) == [found.shares["L1.0"], found.shares["L1.1"], found.new]
+    evil = views.provenance_figure(_evil_trace(), "L2.0")
+    assert evil.data[0].y[0] == '1. L1.0 (model &lt;b&gt;"a"&lt;/b&gt;)'
+    alone = views.provenance_figure(trace, "L1.0")
+    assert not alone.data and "read no references" in alone.layout.annotations[0].text
+    with pytest.raises(TraceError):
+        views.provenance_figure(trace, "L7.0")
+
+
+def test_the_panel_loads_without_plotly():
+    code = (
+        "import sys\n"
+        "from moa_lab import views\n"
+        "from moa_lab._trace import Trace\n"
+        "trace = Trace.load('traces/open-ended-learning-a-language.json')\n"
+        "page = views.provenance_html(trace, trace.aggregator())\n"
+        "print('plotly' in sys.modules, 'Where this answer came from' in page)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["False", "True"]
 
 
 def test_a_shipped_trace_credits_each_proposer_with_what_the_aggregator_copied():
