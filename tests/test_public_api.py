@@ -105,6 +105,10 @@ def test_exactly_one_module_imports_openai():
     assert _importers(("openai",)) == ["_backend.py"]
 
 
+def test_exactly_one_module_imports_opentelemetry_and_openinference():
+    assert _importers(("opentelemetry", "openinference")) == ["_otel.py"]
+
+
 def test_only_the_cli_imports_argparse():
     assert all(name.startswith("cli/") for name in _importers(("argparse",)))
 
