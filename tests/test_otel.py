@@ -1,11 +1,18 @@
-"""OpenInference export: spans of shipped and fresh traces caught in memory."""
+"""OpenInference export: spans of shipped and fresh traces caught in memory, and one real Phoenix server
+that the spans are sent to over OTLP/HTTP and read back from through its REST API."""
 
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import json
+import os
 import socket
+import subprocess
 import sys
+import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -286,3 +293,118 @@ def test_without_the_extra_the_error_names_the_pip_command(monkeypatch):
         importlib.import_module("moa_lab._otel")
     message = str(caught.value)
     assert "pip install 'moa_lab[otel]'" in message and "\n" not in message
+
+
+# -- a real Phoenix server ---------------------------------------------------------------------
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _get(url: str):
+    with urllib.request.urlopen(url, timeout=5) as response:
+        return json.loads(response.read() or b"null")
+
+
+@pytest.fixture
+def phoenix(tmp_path):
+    """Arize Phoenix on loopback ports, with its database in tmp_path; yields its base URL.
+
+    ``$MOA_LAB_PHOENIX_PYTHON`` names a Python with arize-phoenix installed (a venv of its own keeps
+    Phoenix's 140 dependencies out of the project's); by default this test's Python runs it.
+    """
+    python = os.environ.get("MOA_LAB_PHOENIX_PYTHON")
+    if python is None:
+        if importlib.util.find_spec("phoenix") is None:  # finding it is cheap, importing it is not
+            pytest.skip("pip install arize-phoenix (or set MOA_LAB_PHOENIX_PYTHON) to run this test")
+        python = sys.executable
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PHOENIX_", "OTEL_"))}
+    env |= {
+        "PHOENIX_HOST": "127.0.0.1",
+        "PHOENIX_PORT": str(port),
+        "PHOENIX_GRPC_PORT": str(_free_port()),
+        "PHOENIX_WORKING_DIR": str(tmp_path / "phoenix"),
+        # Loopback only: no telemetry, web fonts or other requests of its own to the internet.
+        "PHOENIX_TELEMETRY_ENABLED": "false",
+        "PHOENIX_ALLOW_EXTERNAL_RESOURCES": "false",
+    }
+    log_path = tmp_path / "phoenix.log"
+    with open(log_path, "w") as log:
+        server = subprocess.Popen(
+            [python, "-m", "phoenix.server.main", "serve"],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        started, deadline = time.monotonic(), time.monotonic() + 180
+        while True:
+            if server.poll() is not None:
+                pytest.fail(f"Phoenix exited ({server.returncode}): {log_path.read_text()[-2000:]}")
+            try:
+                _get(url + "/readyz")
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    pytest.fail(f"Phoenix not ready in 180 s: {log_path.read_text()[-2000:]}")
+                time.sleep(0.25)
+        print(f"Phoenix ready in {time.monotonic() - started:.1f} s")
+        yield url
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+
+
+def _phoenix_spans(url: str, project: str, trace_id: str, count: int) -> list[dict]:
+    """The trace's spans as Phoenix's REST API returns them, once it has stored ``count``."""
+    query = f"{url}/v1/projects/{project}/spans?limit=1000&trace_id={trace_id}"
+    deadline = time.monotonic() + 60
+    spans: list[dict] = []
+    while time.monotonic() < deadline:
+        try:
+            spans = _get(query)["data"]
+        except urllib.error.HTTPError as error:
+            if error.code != 404:  # the project exists once its first span is stored
+                raise
+        if len(spans) >= count:
+            return spans
+        time.sleep(0.5)
+    pytest.fail(f"Phoenix stored {len(spans)} of {count} spans of trace {trace_id}")
+
+
+@pytest.mark.slow
+def test_phoenix_receives_a_shipped_trace_and_returns_its_spans(phoenix):
+    path = Path(__file__).parent.parent / "traces" / "open-ended-learning-a-language.json"
+    data = json.loads(path.read_text("utf-8"))
+    endpoint = phoenix + "/v1/traces"
+    summary = export_trace(path, endpoint=endpoint, project="moa-lab-test")
+    spans = _phoenix_spans(phoenix, "moa-lab-test", summary.trace_id, summary.spans)
+    assert len(spans) == summary.spans == len(data["nodes"]) + 2 + 1
+    by_id = {span["context"]["span_id"]: span for span in spans}
+    (root,) = [span for span in spans if span["parent_id"] is None]
+    assert root["name"] == "moa_lab run" and root["span_kind"] == "CHAIN"
+    assert root["attributes"]["input.value"] == data["graph"]["prompt"]
+    calls = {span["attributes"]["moa_lab.node"]: span for span in spans if span["span_kind"] == "LLM"}
+    assert sorted(calls) == sorted(node["id"] for node in data["nodes"])
+    for node in data["nodes"]:
+        span = calls[node["id"]]
+        layer = by_id[span["parent_id"]]
+        assert layer["name"] == f"layer {node['layer']}" and layer["span_kind"] == "CHAIN"
+        assert layer["parent_id"] == root["context"]["span_id"]
+        assert span["attributes"]["llm.model_name"] == node["model"]
+        assert span["attributes"]["llm.token_count.prompt"] == node["usage"]["prompt_tokens"]
+        assert span["attributes"]["llm.token_count.completion"] == node["usage"]["completion_tokens"]
+        assert span["attributes"]["llm.output_messages.0.message.content"] == node["response"]
+    # Exporting the run again keeps one copy (the ids repeat); a second run lands beside it.
+    export_trace(path, endpoint=endpoint, project="moa-lab-test")
+    other = export_trace(SHIPPED[0], endpoint=endpoint, project="moa-lab-test")
+    _phoenix_spans(phoenix, "moa-lab-test", other.trace_id, other.spans)
+    again = _get(f"{phoenix}/v1/projects/moa-lab-test/spans?limit=1000&trace_id={summary.trace_id}")
+    assert sorted(s["context"]["span_id"] for s in again["data"]) == sorted(by_id)
