@@ -50,5 +50,6 @@ def _export(args: argparse.Namespace) -> int:
         for path, trace in zip(args.traces, traces, strict=True):
             done = trace.to_otel(endpoint=args.endpoint, out=out, project=args.project)
             print(f"{done.trace_id} {done.spans} spans ({done.calls} calls, {done.links} links) {path}")
-    print(f"exported {len(traces)} traces to {done.destination}", file=sys.stderr)
+    count = f"{len(traces)} traces" if len(traces) > 1 else "the trace"
+    print(f"exported {count} to {done.destination}", file=sys.stderr)
     return 0
