@@ -60,9 +60,9 @@ def default_endpoint() -> str:
     traces = os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
     if traces:
         return traces
-    phoenix = os.environ.get("PHOENIX_COLLECTOR_ENDPOINT")
+    phoenix = os.environ.get("PHOENIX_COLLECTOR_ENDPOINT", "").rstrip("/")
     if phoenix:
-        return phoenix.rstrip("/") + ("" if phoenix.rstrip("/").endswith("/v1/traces") else "/v1/traces")
+        return phoenix if phoenix.endswith("/v1/traces") else phoenix + "/v1/traces"
     return DEFAULT_ENDPOINT
 
 
@@ -102,7 +102,7 @@ def export(
     except ImportError as exc:
         raise MoaLabError(
             f"OpenInference export needs {exc.name or 'opentelemetry'}, which is not installed; "
-            f"install the otel extra: {install_command()}"
+            f"install the otel extra: {_install_command()}"
         ) from None
     return _spans.send(
         trace, endpoint=endpoint, out=out, exporter=exporter, headers=headers, project=project,
@@ -110,7 +110,7 @@ def export(
     )  # fmt: skip
 
 
-def install_command() -> str:
+def _install_command() -> str:
     """The pip command that installs the otel extra into the running Python (editable from a
     checkout, as setup.sh installs moa_lab; from the index otherwise)."""
     checkout = Path(__file__).resolve().parents[2]
