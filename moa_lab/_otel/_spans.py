@@ -95,7 +95,9 @@ def send(
         destination = scrub_url(endpoint)
         exporter = OTLPSpanExporter(endpoint=endpoint, headers=headers, timeout=timeout)
     elif out is not None:
-        destination = str(getattr(out, "name", out))
+        destination = str(
+            out if isinstance(out, (str, Path)) else getattr(out, "name", type(out).__name__)
+        )
         exporter = JsonLines(out)
     else:
         destination = type(exporter).__name__
