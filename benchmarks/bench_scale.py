@@ -7,7 +7,8 @@ sentences taken (some edited) from its references, mixed with fresh ones.
 - ``long``: three proposers of ~130 KB each and an aggregator whose answer is ~400 KB; every
   message quotes its references, as the engine's do. Timed in this process: the HTML page
   (``views.to_html``), that call's panel (``views.call_html``), ``TraceExplorer`` (which opens on
-  that call), and how ``word_diff`` grows from a quarter of the texts to all of them (linear: 4x).
+  that call), its ``provenance``, and how ``word_diff`` and ``provenance`` grow from a quarter of
+  the texts to all of them (linear: 4x).
 - ``wide``: 4,999 proposers in one layer and an aggregator (5,000 calls: the shape whose one
   similarity heatmap made a 472 MB page). ``moa-lab view --html`` runs in a child process: its
   wall time, its peak RSS (``os.wait4``) and the page's size.
@@ -282,10 +283,10 @@ def _long(table: _Table, size: int) -> None:
     wall, cpu, page = _timed(lambda: views.to_html(trace))
     table.add("400 KB answer: views.to_html (the whole page)", wall, "s", 3, f"cpu {cpu:.2f} s")
     table.add("  page size", len(page) / _MB, "MB", None)
-    _analysis._memo.clear()
+    _analysis._measures._memo.clear()
     wall, cpu, _ = _timed(lambda: views.call_html(trace, final))
     table.add("400 KB answer: views.call_html(aggregator), cold", wall, "s", 3, f"cpu {cpu:.2f} s")
-    _analysis._memo.clear()
+    _analysis._measures._memo.clear()
     wall, cpu, _ = _timed(lambda: views.TraceExplorer(trace))
     table.add("400 KB answer: TraceExplorer(trace), cold", wall, "s", 3, f"cpu {cpu:.2f} s")
     old, new = trace[trace.references(final)[0]].response, trace[final].response
@@ -293,6 +294,16 @@ def _long(table: _Table, size: int) -> None:
     _, whole, _ = _timed(lambda: _analysis.word_diff(old, new))
     table.add(
         "word_diff growth, 4x the text (linear: 4x)", whole / quarter, "x", 6,
+        f"cpu {quarter:.2f} s -> {whole:.2f} s",
+    )  # fmt: skip
+    wall, cpu, _ = _timed(lambda: _analysis.provenance(trace, final))
+    table.add("400 KB answer: provenance (spans, 3 references)", wall, "s", 1, f"cpu {cpu:.2f} s")
+    # A trace a quarter the size, made alike (a quarter of each text would cut its copies apart).
+    small = prose_trace([3], size=size // 12, final_size=size // 4)
+    quarter = min(_timed(lambda: _analysis.provenance(small, final))[1] for _ in range(3))
+    whole = min(_timed(lambda: _analysis.provenance(trace, final))[1] for _ in range(3))
+    table.add(
+        "provenance growth, 4x the texts (linear: 4x)", whole / quarter, "x", 6,
         f"cpu {quarter:.2f} s -> {whole:.2f} s",
     )  # fmt: skip
 

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import json
 import math
 import os
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -71,6 +72,8 @@ class Completion:
     """Unix time the endpoint began serving it (``X-Moa-Lab-Served-At``), if it said."""
     timings: dict[str, float] | None = None
     """The endpoint's own timing of the call (llama.cpp's ``timings``), if it gave one."""
+    ttft: float | None = None
+    """Seconds from when the endpoint began serving the call to its first token (streamed calls)."""
 
 
 @dataclass(frozen=True)
@@ -117,6 +120,8 @@ class Backend:
         self._clients: dict[tuple[str, str | None], openai.AsyncOpenAI] = {}
         # The one I/O seam: an httpx2 transport (``FakeLLM.transport()`` answers in-process).
         self._transport = transport
+        # Endpoints that refused a streamed request: asked for whole answers from then on.
+        self._plain: set[str] = set()
 
     @staticmethod
     def api_key(key_env: str | None) -> str:
@@ -155,11 +160,19 @@ class Backend:
         policy: RetryPolicy = DEFAULT_POLICY,
         label: str | None = None,
         progress: bool = True,
+        stream: bool = False,
+        on_text: Callable[[str | None, bool], None] | None = None,
     ) -> Completion:
         """One chat completion, retried by the policy; raises CallError when it fails for good.
 
         ``label`` (a node id) goes out as the ``X-Moa-Lab-Call`` header, which servers ignore and the
         local model's progress bar shows; ``progress=False`` asks the local model to show none.
+        ``stream`` asks for the answer as server-sent events (with usage in the last chunk) and
+        records the time to first token; ``on_text(piece, is_reasoning)`` then gets each piece of
+        the answer (or of its reasoning) as it arrives, and ``(None, False)`` when a retry starts
+        over. An endpoint that refuses streaming (HTTP 400/422 naming the stream) is asked for whole
+        answers from then on; one that ignores it answers whole, as it would anyway. A stream that
+        breaks or ends before the answer does is a retried failure, never a shorter answer.
         """
         headers = {CALL_HEADER: label} if label else {}
         if not progress:
@@ -171,12 +184,17 @@ class Backend:
         waits: list[float] = []
         first_sent: float | None = None
         where = f"{base_url} for {model}"
-        for attempt in range(policy.max_retries + 1):
+        notes: list[str] = []
+        attempt = 0
+        while True:
             retry_after = None
+            if attempt and on_text is not None:
+                on_text(None, False)  # what an earlier attempt streamed is not the answer
             async with self._limit:
                 started = time.perf_counter()
                 sent_at = time.time()
                 first_sent = sent_at if first_sent is None else first_sent
+                streaming = stream and base_url not in self._plain
                 try:
                     # A deadline for the whole attempt: a server that drips a byte a second must
                     # not hold a call for minutes (httpx's timeout bounds each socket read only).
@@ -188,17 +206,25 @@ class Backend:
                             timeout=policy.timeout,
                             extra_headers=headers or None,
                             **arguments,
+                            **_STREAMED if streaming else {},
                         ),
                         timeout=policy.timeout,
                     )
                     reply = raw.http_response
-                    answer = read_completion(
-                        reply.status_code,
-                        reply.headers.get("content-type", ""),
-                        await _body(reply, policy.timeout - (time.perf_counter() - started)),
-                        where=where,
-                    )
+                    left = policy.timeout - (time.perf_counter() - started)
+                    content_type = reply.headers.get("content-type", "")
+                    first_token = None
+                    if "event-stream" in content_type:
+                        body, first_token = await _streamed_body(reply, left, on_text, where)
+                    else:
+                        body = await _body(reply, left)
+                    answer = read_completion(reply.status_code, content_type, body, where=where)
                 except openai.APIStatusError as exc:
+                    if streaming and exc.status_code in (400, 422) and "stream" in str(exc).lower():
+                        # It refused the stream: ask again for a whole answer (not a retry).
+                        self._plain.add(base_url)
+                        notes.append(f"HTTP {exc.status_code} to a streamed request: asked again, whole")
+                        continue
                     error = _status_error(exc, base_url, model, key_env)
                     retry_after = _retry_after(exc.response.headers)
                 except (openai.APITimeoutError, asyncio.TimeoutError, TimeoutError):
@@ -232,10 +258,13 @@ class Backend:
                         errors=tuple(failures),
                         waits=tuple(waits),
                         reasoning=answer.reasoning,
-                        warnings=answer.warnings,
+                        warnings=answer.warnings + tuple(notes),
                         sent_at=sent_at,
                         served_at=served_at,
                         timings=answer.timings,
+                        ttft=None
+                        if first_token is None
+                        else max(first_token - (served_at or sent_at), 0.0),
                     )
             failures.append(str(error))
             if not error.retryable or attempt == policy.max_retries:
@@ -251,13 +280,86 @@ class Backend:
             wait = policy.delay(attempt, retry_after)
             waits.append(wait)
             await asyncio.sleep(wait)
-        raise AssertionError("unreachable")  # pragma: no cover
+            attempt += 1
 
     async def aclose(self) -> None:
         """Close every HTTP client this backend opened."""
         clients, self._clients = list(self._clients.values()), {}
         for client in clients:
             await client.close()
+
+
+#: What a streamed request adds: the answer as server-sent events, usage in the last one.
+_STREAMED: dict[str, Any] = {"stream": True, "stream_options": {"include_usage": True}}
+
+
+async def _streamed_body(
+    reply: Any, seconds_left: float, on_text: Callable[[str, bool], None] | None, where: str
+) -> tuple[str, float | None]:
+    """An event stream read line by line within the deadline: the whole body, and the Unix time
+    its first token arrived; ``on_text`` gets each piece of text as it comes. A stream that breaks
+    or ends with neither ``[DONE]`` nor a finish reason raises a retryable ``CallError``."""
+    lines: list[str] = []
+    first: list[float] = []
+    ended = [False]
+
+    async def read() -> None:
+        async for line in reply.aiter_lines():
+            lines.append(line)
+            if not line.startswith("data:"):
+                continue
+            data = line[5:].strip()
+            if data == "[DONE]":
+                ended[0] = True
+                continue
+            answer, thinking, finished = _delta(data)
+            ended[0] = ended[0] or finished
+            if answer or thinking:
+                if not first:
+                    first.append(time.time())
+                if on_text is not None:
+                    if thinking:
+                        on_text(thinking, True)
+                    if answer:
+                        on_text(answer, False)
+
+    try:
+        await asyncio.wait_for(read(), timeout=max(seconds_left, 0.001))
+    except (httpx2.TransportError, httpx2.StreamError) as exc:
+        raise CallError(
+            f"{where}: the stream broke after {sum(map(len, lines))} characters ({type(exc).__name__})",
+            retryable=True,
+        ) from None
+    finally:
+        await reply.aclose()
+    if not ended[0]:
+        raise CallError(
+            f"{where}: the stream ended before the answer did (no finish reason, no [DONE])",
+            retryable=True,
+        )
+    return "\n".join(lines), (first[0] if first else None)
+
+
+def _delta(data: str) -> tuple[str, str, bool]:
+    """The answer and reasoning text of one stream chunk, and whether it finished the answer."""
+    try:
+        chunk = json.loads(data)
+    except json.JSONDecodeError:
+        return "", "", False  # read_completion names what the stream held
+    if not isinstance(chunk, dict):
+        return "", "", False
+    answer, thinking, finished = "", "", False
+    for choice in chunk.get("choices") or []:
+        if not isinstance(choice, dict):
+            continue
+        delta = choice.get("delta") if isinstance(choice.get("delta"), dict) else {}
+        for key in ("reasoning_content", "reasoning"):
+            if isinstance(delta.get(key), str):
+                thinking += delta[key]
+        if isinstance(delta.get("content"), str):
+            answer += delta["content"]
+        finished = finished or bool(choice.get("finish_reason"))
+    return answer, thinking, finished
 
 
 async def _body(reply: Any, seconds_left: float) -> str:

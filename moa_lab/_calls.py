@@ -120,11 +120,14 @@ async def make_call(
     prices: Mapping[str, Any] | None = None,
     stand_in: Callable[[Agent, list[dict[str, Any]]], Completion] | None = None,
     progress: bool = True,
+    stream: bool = False,
+    on_text: Callable[[str | None, bool], None] | None = None,
 ) -> Call:
     """Answer a call (from ``new_call``): taken from the cache, or sent and cached.
 
     A failure is recorded in ``error`` (never cached); ``stand_in`` answers instead of the backend
-    and nothing is cached (a dry run); ``progress=False`` asks the local model to show no bar.
+    and nothing is cached (a dry run); ``progress=False`` asks the local model to show no bar;
+    ``stream`` and ``on_text`` are as for ``Backend.complete`` (a cache hit streams nothing).
     """
     messages = [dict(m) for m in call.messages]
     hit = _cached(cache.get(call.cache_key)) if cache is not None else None
@@ -144,6 +147,8 @@ async def make_call(
                     policy=policy,
                     label=call.id,
                     progress=progress,
+                    stream=stream,
+                    on_text=on_text,
                 )
         except CallError as exc:
             call = replace(
@@ -170,6 +175,7 @@ async def make_call(
                 sent_at=done.sent_at,
                 served_at=done.served_at,
                 timings=done.timings,
+                ttft=done.ttft,
             )
             if cache is not None and stand_in is None:
                 cache.set(
@@ -183,6 +189,7 @@ async def make_call(
                         "latency": done.latency,
                         "warnings": list(done.warnings),
                         "timings": done.timings,
+                        "ttft": done.ttft,
                     },
                 )
     return replace(
@@ -212,6 +219,7 @@ def _cached(value: dict[str, Any] | None) -> dict[str, Any] | None:
     except TraceError:
         return None
     latency = value.get("latency")
+    ttft = value.get("ttft")
     warnings = value.get("warnings") or []
     return {
         "response": text,
@@ -230,4 +238,5 @@ def _cached(value: dict[str, Any] | None) -> dict[str, Any] | None:
         if isinstance(warnings, list)
         else (),
         "timings": _timings(value.get("timings")),
+        "ttft": float(ttft) if isinstance(ttft, (int, float)) and not isinstance(ttft, bool) else None,
     }

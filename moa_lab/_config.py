@@ -155,6 +155,10 @@ class RunSettings(BaseModel):
     include_reasoning: bool = False
     """Whether later calls read each reference's reasoning (as ``<think>...</think>`` before its
     answer). Off by default: the paper passes answers only; turn it on to study how thinking spreads."""
+    stream: bool = True
+    """Ask for answers as they are written (server-sent events) and record each call's time to
+    first token; an endpoint that refuses is asked for whole answers. Answers, cache entries and
+    trace files are the same either way."""
     max_concurrency: int = Field(default=16, gt=0)
     """Cap on calls in flight at once, across the whole run."""
     timeout: float = Field(default=120.0, gt=0)

@@ -35,6 +35,7 @@ from moa_lab._prompts import with_references
 from moa_lab._strategies import Strategy, strategy_for
 from moa_lab._trace import (
     Call,
+    InFlight,
     Trace,
     describe_os_error,
     new_graph,
@@ -43,7 +44,9 @@ from moa_lab._trace import (
 
 __all__ = ["OnCall", "ReplayBasis", "RunState", "StandIn"]
 
-#: Called as ``on_call(trace, node_id)`` each time a call finishes.
+#: Called as ``on_call(trace, node_id)`` when a call starts (it is then in ``trace.in_flight``), as
+#: its answer streams in (at most 10 times a second per call) and when it finishes (``node_id in
+#: trace``); a reused or cached answer is told only when it is recorded.
 OnCall = Callable[[Trace, str], None]
 
 #: Answers a call in a dry run instead of the backend: ``stand_in(node_id, agent, messages)``.
@@ -238,6 +241,7 @@ class RunState:
                 usage=reused.usage,
                 served_model=reused.served_model,
                 latency=reused.latency,
+                ttft=reused.ttft,
                 timings=reused.timings,
                 warnings=reused.warnings,
                 error=reused.error,
@@ -246,8 +250,11 @@ class RunState:
                 ended_at=time.time(),
             )
         else:
+            request = new_call(agent, messages, replicate, **place)
+            self.trace.in_flight[name] = InFlight(request, references)
+            self.notify(name)
             call = await make_call(
-                new_call(agent, messages, replicate, **place),
+                request,
                 agent,
                 backend=self.backend,
                 policy=self.policy,
@@ -255,7 +262,11 @@ class RunState:
                 prices=self.config.prices,
                 stand_in=None if self.stand_in is None else partial(self.stand_in, name),
                 progress=self.progress,
+                stream=self.config.stream and self.stand_in is None,
+                on_text=partial(self.streamed, name),
             )
+            if self.trace.in_flight[name].unsaid:  # the stream's last words, before it is recorded
+                self.notify(name)
         if self.basis is not None:
             lineage = "edited" if name in self.basis.edited else "recomputed"
             call = replace(
@@ -266,6 +277,7 @@ class RunState:
         if annotations is not None:
             call = replace(call, annotations=dict(annotations))
         self.trace.add_call(call, references)
+        self.trace.in_flight.pop(name, None)
         if self.trace_path is not None and self.write_error is None:
             try:
                 self.trace.journal(name)
@@ -273,9 +285,33 @@ class RunState:
                 self.write_error = exc
         self.bar.set_postfix_str(f"{name} {agent.model}", refresh=False)
         self.bar.update(1)
+        self.notify(name)
+        return call
+
+    def notify(self, name: str) -> None:
+        """Tell the run's ``on_call`` hook about a call that started, streamed or finished."""
         if self.on_call is not None:
             self.on_call(self.trace, name)
-        return call
+
+    def streamed(self, name: str, piece: str | None, reasoning: bool = False) -> None:
+        """A piece of a call's answer (or reasoning) arrived, None when a new attempt starts over;
+        told to the hook at most ten times a second per call, so a fast stream cannot flood a
+        notebook."""
+        running = self.trace.in_flight.get(name)
+        if running is None:
+            return
+        if piece is None:
+            running.text, running.reasoning = "", ""
+            running.restarts += 1
+        elif reasoning:
+            running.reasoning += piece
+        else:
+            running.text += piece
+        now = time.monotonic()
+        running.unsaid = True
+        if piece is None or now - running.told >= 0.1:
+            running.told, running.unsaid = now, False
+            self.notify(name)
 
     async def execute(self) -> Trace:
         """Run the strategy's calls; record the final answer it gives."""

@@ -57,15 +57,19 @@ FAULT_MODES: dict[str, str] = {
     "whitespace": "the answer wrapped in blank lines",
     "retry-after-junk": "a 429 whose Retry-After is 'soon'",
     "retry-after-far": "a 429 whose Retry-After is a date in the year 10000",
+    "stream-break": "a streamed answer that stops halfway (no finish reason, no [DONE])",
+    "stream-refused": "a 400 'stream is not supported' to a streamed request (answers whole ones)",
 }
 
 
 class FakeLLM(ChatServer):
     """A loopback server whose models answer deterministically; use as a context manager.
 
-    ``delay``: seconds each call takes (one number, or per model). ``faults``: per model, a queue of
-    statuses or fault modes (``FAULT_MODES``) to answer with before answering normally
-    (``{"m": [500, "html"]}``). ``broken``: per model, a status or fault mode it always answers with.
+    ``delay``: seconds each call takes (one number, or per model) before its first token. ``faults``:
+    per model, a queue of statuses or fault modes (``FAULT_MODES``) to answer with before answering
+    normally (``{"m": [500, "html"]}``). ``broken``: per model, a status or fault mode it always
+    answers with. A request with ``"stream": true`` is answered as server-sent events, a word per
+    event ``token_seconds`` apart, usage in the last event when ``stream_options.include_usage``.
     """
 
     def __init__(
@@ -77,6 +81,7 @@ class FakeLLM(ChatServer):
         retry_after: float | None = None,
         hang_seconds: float = 30.0,
         drip_seconds: float = 1.0,
+        token_seconds: float = 0.0,
     ):
         super().__init__(self._answer)
         self.delay = delay
@@ -90,6 +95,7 @@ class FakeLLM(ChatServer):
         self.retry_after = retry_after
         self.hang_seconds = hang_seconds
         self.drip_seconds = drip_seconds
+        self.token_seconds = token_seconds
         self._fault_lock = threading.Lock()
 
     def _answer(self, body: dict[str, Any]) -> dict[str, Any] | Reply:
@@ -107,8 +113,16 @@ class FakeLLM(ChatServer):
         text = answer_for(model, messages)
         prompt_words = sum(len(str(m.get("content", "")).split()) for m in messages)
         answer = completion(model, text, prompt_tokens=prompt_words, completion_tokens=len(text.split()))
-        if fault is None:
+        streamed = bool(body.get("stream"))
+        if fault == "stream-refused":
+            if streamed:
+                raise HTTPReply(400, "stream is not supported by this endpoint")
             return answer
+        if fault is None or fault == "stream-break":
+            if not streamed:
+                return answer
+            usage = bool((body.get("stream_options") or {}).get("include_usage"))
+            return _streamed(answer, text, self.token_seconds, usage, broken=fault is not None)
         return _FAULTS[fault](self, answer, text)
 
 
@@ -142,7 +156,8 @@ def _drip(server: FakeLLM, answer: dict[str, Any], text: str) -> Reply:
     return Reply(chunks())
 
 
-def _event_stream(server: FakeLLM, answer: dict[str, Any], text: str) -> Reply:
+def _events(answer: dict[str, Any], text: str, usage: bool) -> list[dict[str, Any]]:
+    """The chunks of a streamed answer, a word each, the last with the finish reason (and usage)."""
     words = text.split(" ")
     events = [
         {
@@ -159,8 +174,33 @@ def _event_stream(server: FakeLLM, answer: dict[str, Any], text: str) -> Reply:
         }
         for i, word in enumerate(words)
     ]
+    if usage:
+        events.append({**events[-1], "choices": [], "usage": answer["usage"]})
+    return events
+
+
+def _event_stream(server: FakeLLM, answer: dict[str, Any], text: str) -> Reply:
+    events = _events(answer, text, usage=False)
     body = "".join(f"data: {json.dumps(e)}\n\n" for e in events) + "data: [DONE]\n\n"
     return Reply(body.encode(), content_type="text/event-stream")
+
+
+def _streamed(answer: dict[str, Any], text: str, seconds: float, usage: bool, *, broken: bool) -> Reply:
+    """A streamed answer sent as it is "written"; ``broken`` stops it halfway, unfinished."""
+    events = _events(answer, text, usage)
+    if broken:
+        events = events[: max(len(events) // 2, 1)]
+        events[-1] = {**events[-1], "choices": [{**events[-1]["choices"][0], "finish_reason": None}]}
+
+    def chunks() -> Iterator[bytes]:
+        for i, event in enumerate(events):
+            if i and seconds:
+                time.sleep(seconds)
+            yield f"data: {json.dumps(event)}\n\n".encode()
+        if not broken:
+            yield b"data: [DONE]\n\n"
+
+    return Reply(chunks(), content_type="text/event-stream")
 
 
 def _too_many(retry_after: str) -> Callable[..., Any]:

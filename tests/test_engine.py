@@ -260,9 +260,32 @@ def test_the_trace_file_is_rewritten_as_each_call_finishes(tmp_path):
         _run(
             fake_config(server.url),
             trace_path=path,
-            on_call=lambda trace, node: seen.append(len(Trace.load(path))),
+            on_call=lambda trace, node: node in trace and seen.append(len(Trace.load(path))),
         )
     assert seen == [1, 2, 3, 4]
+
+
+def test_the_hook_hears_each_call_start_its_stream_and_its_finish():
+    heard = []
+
+    def on_call(trace, node):
+        flight = trace.in_flight.get(node)
+        state = "done" if node in trace else "streaming" if flight.text else "started"
+        heard.append((node, state, sorted(trace.in_flight), flight.text if flight else None))
+
+    with FakeLLM(delay=0.05, token_seconds=0.03) as server:
+        trace = _run(fake_config(server.url), on_call=on_call)
+    for node in trace.calls():
+        events = [(state, flight, text) for n, state, flight, text in heard if n == node]
+        states = [state for state, _, _ in events]
+        assert states[0] == "started" and states[-1] == "done" and "streaming" in states, states
+        assert set(states[1:-1]) == {"streaming"}
+        texts = [text for state, _, text in events if state == "streaming"]
+        assert all(trace[node].response.startswith(t.strip()) for t in texts)  # a growing prefix
+        assert node in events[0][1] and node not in events[-1][1]
+    started = [n for n, state, _, _ in heard if state == "started"]
+    assert started[:3] == ["L1.0", "L1.1", "L1.2"] == [n for n, _, _, _ in heard[:3]]  # in parallel
+    assert trace.in_flight == {}
 
 
 _KILLED_RUN = """

@@ -245,10 +245,14 @@ def test_timeline_draws_waiting_for_a_slot_apart_from_service():
     firsts = sorted(trace.calls(1), key=lambda n: trace[n].sent_at)
     spans = [(bars[n][0], bars[n][0] + bars[n][1]) for n in firsts]
     assert all(b[0] >= a[1] - 0.01 for a, b in itertools.pairwise(spans))  # no overlap
-    assert all(0.15 < hi - lo < 0.6 for lo, hi in spans)  # each bar is its own 0.2 s, no wait
+    assert all(0.18 < hi - lo < 0.2 + 1.5 for lo, hi in spans)  # its own 0.2 s, not the wait before
     waiting = _named(figure, "waiting (for a slot, the model, or a retry)")
     waits = dict(zip([h.split("</b>")[0][3:] for h in waiting.hovertext], waiting.x, strict=True))
-    assert waits[firsts[1]] > 0.15 and waits[firsts[2]] > 0.35 and waits.get(firsts[0], 0) < 0.15
+    # Each waited at least for the 0.2 s calls served before it, and its wait ends where its bar begins.
+    assert waits[firsts[1]] > 0.18 and waits[firsts[2]] > 0.38 and waits.get(firsts[0], 0) < 0.15
+    for hover, base, length in zip(waiting.hovertext, waiting.base, waiting.x, strict=True):
+        node = hover.split("</b>")[0][3:]
+        assert base + length == pytest.approx(bars[node][0], abs=0.002)
 
 
 def test_timeline_marks_calls_that_sent_nothing_and_says_when_times_are_unknown(cached):

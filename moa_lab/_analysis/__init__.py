@@ -14,6 +14,9 @@ definition of each number. ``docs/views.md`` says what each measure means and ho
   wording could have come from that source.
 - ``tfidf``: cosine of TF-IDF word vectors, the IDF taken over the trace's responses: topical
   similarity, order-free, discounting words every response uses.
+- ``provenance``: the answer of a call cut into spans, each credited to the reference it was copied
+  from (verbatim runs of ``MIN_RUN`` words, against all references at once) or to none (new), and
+  each reference's share of the answer's words.
 
 Invariant: every measure is in [0, 1], is 0.0 (never an error) for empty or missing text, and depends
 only on the texts (TF-IDF also on the trace's responses), so results are memoized per trace content.
@@ -36,10 +39,14 @@ from moa_lab._analysis._measures import (
     similarity_to_final,
     words,
 )
+from moa_lab._analysis._spans import MIN_RUN, Provenance, Span, provenance, provenance_of
 
 __all__ = [
+    "MIN_RUN",
     "REUSE_MEASURES",
+    "Provenance",
     "Reuse",
+    "Span",
     "TfIdf",
     "attribution",
     "bleu",
@@ -47,6 +54,8 @@ __all__ = [
     "copied",
     "layer_diversity",
     "layer_similarity",
+    "provenance",
+    "provenance_of",
     "references",
     "similarity_to_final",
     "word_diff",

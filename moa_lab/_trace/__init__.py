@@ -33,7 +33,7 @@ from moa_lab._trace.files import (
     user_messages,
 )
 from moa_lab._trace.totals import Totals, sum_known
-from moa_lab._trace.trace import Trace, set_html_renderer
+from moa_lab._trace.trace import InFlight, Trace, set_html_renderer
 
 __all__ = [
     "CALL_FIELDS",
@@ -41,6 +41,7 @@ __all__ = [
     "SCHEMA_VERSION",
     "TRACE_DIR_ENV",
     "Call",
+    "InFlight",
     "Totals",
     "Trace",
     "Usage",

@@ -147,6 +147,10 @@ class Call:
     """Seconds the endpoint worked on the attempt that succeeded: from when it began serving it (when
     it says so, as the local model does) or when it was sent, to its answer. Waiting for a slot is
     not included. For a cache hit: the latency when the call was first made."""
+    ttft: float | None = None
+    """Time to first token: seconds from when the endpoint began serving the call (or it was sent)
+    to the first token of its answer or reasoning; streamed calls only, None otherwise. For a cache
+    hit: as when the call was first made."""
     sent_at: float | None = None
     """Unix time (seconds) the attempt that succeeded was sent (after waiting for a free slot)."""
     served_at: float | None = None
@@ -209,6 +213,16 @@ class Call:
         if params.get("max_tokens") is not None:
             parts.append(f"≤{params['max_tokens']}")
         return " ".join(parts)
+
+    @property
+    def token_rate(self) -> float | None:
+        """Completion tokens per second after the first token (decode speed), for a streamed call
+        with known usage; None otherwise."""
+        tokens = self.completion_tokens
+        if self.ttft is None or self.latency is None or not tokens or tokens < 2:
+            return None
+        decoding = self.latency - self.ttft
+        return (tokens - 1) / decoding if decoding > 0 else None
 
     @property
     def truncated(self) -> bool:
@@ -307,6 +321,7 @@ _OMITTED_WHEN_EMPTY = frozenset(
         "served_at",
         "timings",
         "annotations",
+        "ttft",
     }
 )
 #: Fields every node of a trace file has (older files may lack the others).
@@ -344,6 +359,7 @@ _KINDS = (
     ("cost", "dollars", True),
     ("served_model", "str", True),
     ("latency", "seconds", True),
+    ("ttft", "seconds", True),
     ("sent_at", "seconds", True),
     ("served_at", "seconds", True),
     ("attempts", "count", False),

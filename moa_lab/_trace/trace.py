@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
@@ -34,7 +34,27 @@ from moa_lab._trace.totals import Totals
 if TYPE_CHECKING:
     from moa_lab._otel import OtelExport
 
-__all__ = ["Trace", "set_html_renderer"]
+__all__ = ["InFlight", "Trace", "set_html_renderer"]
+
+
+@dataclass
+class InFlight:
+    """A call of a run in progress that has not finished: what it sent, and its answer so far."""
+
+    call: Call
+    """The request as it was sent (nothing answered yet)."""
+    references: list[str]
+    """The calls whose answers its prompt contains (its edges once it finishes)."""
+    text: str = ""
+    """The answer as it has streamed in so far (empty when not streamed)."""
+    reasoning: str = ""
+    """The model's thinking as it has streamed in so far, kept apart from the answer."""
+    restarts: int = 0
+    """Attempts that streamed and broke, so the text started over."""
+    told: float = field(default=0.0, repr=False)
+    """When the run's hook last heard of it (monotonic seconds), to tell it at most 10 times/s."""
+    unsaid: bool = field(default=False, repr=False)
+    """Whether text arrived that the hook has not been told of yet."""
 
 
 class Trace:
@@ -48,6 +68,8 @@ class Trace:
         self.journaled = 0
         #: What could not be written to ``path`` (a full disk, ...), or None when it all was.
         self.unsaved: str | None = None
+        #: While a run is in progress: its calls that started and have not finished, by node id.
+        self.in_flight: dict[str, InFlight] = {}
 
     # -- reading -----------------------------------------------------------------------------
     @property

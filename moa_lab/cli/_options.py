@@ -39,8 +39,9 @@ def call_options(args: argparse.Namespace) -> CallOptions:
     )
 
 
-def print_result(trace: Any, as_json: bool) -> int:
-    """The answer on stdout (or ``{answer, trace}`` as JSON); warnings and the trace path on stderr.
+def print_result(trace: Any, as_json: bool, *, answer_printed: bool = False) -> int:
+    """The answer on stdout (or ``{answer, trace}`` as JSON; nothing when it was already streamed
+    out whole); warnings and the trace path on stderr.
 
     Returns the exit status: 1 when the trace could not be saved whole (the answer is printed
     anyway, then one error line says what was not saved), else 0.
@@ -49,7 +50,7 @@ def print_result(trace: Any, as_json: bool) -> int:
 
     if as_json:
         print(json.dumps({"answer": trace.final, "trace": str(trace.path)}, ensure_ascii=False))
-    else:
+    elif not answer_printed:
         print(terminal_safe(trace.final or "") if sys.stdout.isatty() else trace.final)
     for warning in run_warnings(trace):
         print(f"moa-lab: warning: {terminal_safe(warning)}", file=sys.stderr)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any
 
 from moa_lab.cli._options import add_call_options, call_options, print_result
@@ -31,6 +32,12 @@ def add_command(subparsers: Any) -> None:
     command.add_argument("--max-tokens", type=int, metavar="N")
     command.add_argument("--trace-out", metavar="PATH", help="where to write the trace JSON")
     command.add_argument("--json", action="store_true", help="print {answer, trace} as JSON")
+    command.add_argument(
+        "--stream",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="write the answer as the aggregator writes it (default: when stdout is a terminal)",
+    )
     add_call_options(command)
     command.set_defaults(handler=_run)
 
@@ -59,11 +66,60 @@ def _run(args: argparse.Namespace) -> int:
         default_preset="moa-lite" if remote else DEFAULT_PRESET,
     )
     options = call_options(args)
+    live = args.stream if args.stream is not None else sys.stdout.isatty()
+    printer = AnswerStream() if live and not args.json else None
     trace = run(
         args.prompt,
         config,
         cache=options.cache,
         trace_path=args.trace_out or True,
         progress=options.progress,
+        on_call=printer,
     )
+    if printer is not None and printer.printed(trace):
+        return print_result(trace, args.json, answer_printed=True)
     return print_result(trace, args.json)
+
+
+class AnswerStream:
+    """Writes the aggregator's answer to stdout as it streams in (an ``on_call`` hook).
+
+    Only aggregator calls stream to stdout (a debate decided by vote and a search have none: their
+    answer is printed whole at the end). A retry that starts over is said on stderr and the answer
+    starts again on a new line.
+    """
+
+    def __init__(self) -> None:
+        self.node: str | None = None
+        self.written = ""
+        self.restarts = 0
+
+    def __call__(self, trace: Any, node: str) -> None:
+        from moa_lab._text import terminal_safe
+
+        flight = trace.in_flight.get(node)
+        if flight is None or flight.call.role != "aggregator" or node != (self.node or node):
+            return
+        self.node = node
+        if flight.restarts != self.restarts:
+            self.restarts, self.written = flight.restarts, ""
+            print("\nmoa-lab: the stream broke; the answer starts over", file=sys.stderr, flush=True)
+        new = flight.text[len(self.written) :]
+        if new:
+            text = new.lstrip() if not self.written else new
+            sys.stdout.write(terminal_safe(text) if sys.stdout.isatty() else text)
+            sys.stdout.flush()
+            self.written = flight.text
+
+    def printed(self, trace: Any) -> bool:
+        """True when what streamed out is the final answer, ended with a newline; otherwise (no
+        aggregator streamed, or the answer differs, e.g. reasoning tags stripped) starts a new line
+        so the final answer can be printed whole."""
+        if not self.written:
+            return False
+        sys.stdout.write("\n")
+        sys.stdout.flush()
+        if self.written.strip() == (trace.final or "").strip():
+            return True
+        print("moa-lab: the final answer, without what the stream held besides:", file=sys.stderr)
+        return False

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Callable
 
 from moa_lab import _analysis
 from moa_lab._errors import TraceError
 from moa_lab._trace import Call, Trace
+from moa_lab.views._provenance import inserted_html, looks, panel_html
 from moa_lab.views._style import CSS, clip, esc, model_colors
 
 __all__ = [
@@ -39,19 +41,27 @@ def _wrap(body: str, styled: bool) -> str:
     return f'<div class="moa">{f"<style>{CSS}</style>" if styled else ""}{body}</div>'
 
 
-def diff_html(old: str | None, new: str | None) -> str:
+def diff_html(
+    old: str | None, new: str | None, *, inserted: Callable[[int, str], str] | None = None
+) -> str:
     """Word-level diff of ``old`` -> ``new`` as escaped HTML: removed words struck red, added green.
 
-    Styles are inline, so the snippet reads the same in any page or widget.
+    ``inserted(at, text)``: the HTML of added words ``text`` that start at offset ``at`` of ``new``
+    (the call panel colours them by where they came from), instead of green. Styles are inline, so
+    the snippet reads the same in any page or widget.
     """
     parts = []
+    at = 0  # offset in ``new``: its equal and inserted runs, joined, give it back
     for op, text in _analysis.word_diff(old, new):
         if op == "equal":
             parts.append(esc(text))
         elif op == "delete":
             parts.append(f'<del style="{_DEL}">{esc(text)}</del>')
+        elif inserted is not None:
+            parts.append(inserted(at, text))
         else:
             parts.append(f'<ins style="{_INS}">{esc(text)}</ins>')
+        at += 0 if op == "delete" else len(text)
     return f'<span class="moa-diff" style="white-space:pre-wrap">{"".join(parts)}</span>'
 
 
@@ -171,20 +181,29 @@ def call_rows(data: Call, start: float) -> list[tuple[str, object]]:
 
 
 def call_html(trace: Trace, node: str, *, styled: bool = True) -> str:
-    """Everything about one call: params, usage, timing, error, response, diffs and messages.
+    """Everything about one call: where its answer came from, params, usage, timing, error,
+    response, diffs and messages.
 
-    ``styled=False`` (here and in the other panels) leaves out the stylesheet, for a page that
-    includes ``CSS`` once.
+    A call that read references shows its answer first, each span in the colour of the reference it
+    came from (``provenance_html``), and a diff against each reference in which the added words are
+    coloured the same way. ``styled=False`` (here and in the other panels) leaves out the
+    stylesheet, for a page that includes ``CSS`` once.
     """
     check_node(trace, node)
     data = trace[node]
     colors = model_colors(trace)
+    references = trace.references(node)
+    found = _analysis.provenance(trace, node) if references and data.response is not None else None
+    drawn = looks(trace, references)
     rows = call_rows(data, min(c.started_at for c in trace.records()))
     table = "".join(f"<tr><th>{esc(k)}</th><td>{esc(v)}</td></tr>" for k, v in rows)
-    parts = [f"<h3>{_title(trace, node, colors)}</h3>", f'<table class="moa-kv">{table}</table>']
+    parts = [f"<h3>{_title(trace, node, colors)}</h3>"]
+    if found is not None:
+        parts.append(panel_html(trace, found, drawn))
+    parts.append(f'<table class="moa-kv">{table}</table>')
     if data.error:
         parts.append(f'<h4>Error</h4><pre class="moa-error">{esc(data.error)}</pre>')
-    if data.response is not None:
+    if data.response is not None and found is None:
         parts.append(f"<h4>Response</h4><pre>{esc(data.response)}</pre>")
     if data.reasoning:
         tokens = data.usage.reasoning_tokens if data.usage else None
@@ -195,24 +214,25 @@ def call_html(trace: Trace, node: str, *, styled: bool = True) -> str:
         )
     for warning in data.warnings:
         parts.append(f'<div class="moa-badge moa-warn">{esc(warning)}</div>')
-    references = trace.references(node)
     if references:
         reuse = _analysis.attribution(trace)
         parts.append(
             "<h4>Against each reference</h4>"
             '<div class="moa-muted">The reference\'s text, with '
-            f'<del style="{_DEL}">words this call did not keep</del> and '
-            f'<ins style="{_INS}">words this call wrote</ins>.</div>'
+            f'<del style="{_DEL}">words this call did not keep</del> and the words it has that are '
+            f'not there: <ins style="{_INS}">new, in no reference</ins>, or in the colour of the '
+            "reference they came from (hover them).</div>"
         )
         for position, source in enumerate(references, start=1):
             src = trace[source]
             numbers = reuse.get((source, node))
             line = reuse_line(numbers) if numbers else ""
+            mark = inserted_html(trace, found, drawn, source) if found is not None else None
             parts.append(
                 f"<details{' open' if position == 1 else ''}><summary>{position}. "
                 f"{_dot(colors.get(src.model, '#999'))}<b>{esc(source)}</b> {esc(src.model)} "
                 f'<span class="moa-muted">— {esc(line)}</span></summary>'
-                f"<pre>{diff_html(src.response, data.response)}</pre></details>"
+                f"<pre>{diff_html(src.response, data.response, inserted=mark)}</pre></details>"
             )
     messages = data.messages or []
     shown = "".join(

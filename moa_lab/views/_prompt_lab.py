@@ -322,6 +322,8 @@ class PromptLab(widgets.VBox):
 
         def on_call(trace: Trace, node: str) -> None:
             # The kernel sends widget updates at once, even while this cell's callback runs.
+            if node not in trace:
+                return  # started, or streaming: counted when it finishes
             if not trace[node].reused:
                 sent.append(node)
             done = len(sent)
