@@ -154,10 +154,15 @@ def test_spans_keep_the_times_of_the_trace(source, fake):
         span = calls[call.id]
         assert _near(span.start_time, call.started_at) and _near(span.end_time, call.ended_at)
         events = {event.name: event.timestamp for event in span.events}
-        recorded = {"sent": call.sent_at, "served": call.served_at}
+        begun = call.served_at or call.sent_at
+        first = None if call.ttft is None else begun + call.ttft
+        recorded = {"sent": call.sent_at, "served": call.served_at, "first token": first}
         assert events.keys() == {name for name, when in recorded.items() if when is not None}
         assert all(_near(when, recorded[name]) for name, when in events.items())
-        assert (call.sent_at is not None) == (source == "fresh")
+        fresh = source == "fresh"  # a fresh run's calls stream: they know their first token
+        assert (call.sent_at is not None) == (call.ttft is not None) == fresh
+        assert span.attributes.get("moa_lab.ttft") == call.ttft
+        assert span.attributes.get("moa_lab.token_rate") == call.token_rate
     for layer, span in _levels(spans).items():
         assert _near(span.start_time, min(c.started_at for c in trace.records(layer)))
         assert _near(span.end_time, max(c.ended_at for c in trace.records(layer)))

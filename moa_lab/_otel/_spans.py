@@ -3,12 +3,12 @@
 The run is the root span (CHAIN, ``MoA run``, ``debate run``, ``Tree of Thoughts run``; ``... replay``
 for a replay), each level of its DAG a CHAIN child (``layer 2``, ``round 1``, ``step 3``) and each call
 an LLM grandchild (``proposer L1.0``, ``debater D2.1``, ``evaluator V1.0.2``). Spans span the trace's
-own times: a call from ``started_at`` (moa_lab began it) to ``ended_at``, with ``sent`` and ``served``
-events where recorded; a level from its first call's start to its last call's end; the run from its
-creation to its end. A run imported from a log that records no times (the ToT paper's) keeps the
-import's clock, every call an instant in the log's order, and says so (``moa_lab.times_recorded``).
-Each edge u -> v becomes a link on v's span to u's; a replayed call also links to the call it stands
-for in the parent run's trace.
+own times: a call from ``started_at`` (moa_lab began it) to ``ended_at``, with ``sent``, ``served``
+and ``first token`` events where recorded; a level from its first call's start to its last call's
+end; the run from its creation to its end. A run imported from a log that records no times (the ToT
+paper's) keeps the import's clock, every call an instant in the log's order, and says so
+(``moa_lab.times_recorded``). Each edge u -> v becomes a link on v's span to u's; a replayed call
+also links to the call it stands for in the parent run's trace.
 
 Invariant: span ids are derived from the run id and the node id (trace ids from the run id), so a
 link can point at any call whatever the order, re-exporting a run repeats every id (a backend that
@@ -219,9 +219,8 @@ def _call_span(
         attributes=_call_attributes(call, [u for _, u in edges]),
         links=links,
     )
-    for name, when in (("sent", call.sent_at), ("served", call.served_at)):
-        if when is not None:
-            span.add_event(name, timestamp=_ns(when))
+    for name, when in _moments(call).items():
+        span.add_event(name, timestamp=_ns(when))
     if call.error:
         message = _scrub_text(call.error, call.base_url)
         span.add_event(
@@ -291,6 +290,8 @@ def _call_attributes(call: Call, read: list[str]) -> dict[str, Any]:
             ),
             "moa_lab.reasoning": call.reasoning,
             "moa_lab.latency": call.latency,
+            "moa_lab.ttft": call.ttft,
+            "moa_lab.token_rate": call.token_rate,
             "moa_lab.queued": call.queued,
             "moa_lab.attempts": call.attempts,
             "moa_lab.lineage": call.lineage,
@@ -303,6 +304,15 @@ def _call_attributes(call: Call, read: list[str]) -> dict[str, Any]:
         },
     )
     return attributes
+
+
+def _moments(call: Call) -> dict[str, float]:
+    """When the attempt that answered was sent, began to be served and gave its first token (the
+    ones the trace knows), as Unix seconds."""
+    begun = call.served_at if call.served_at is not None else call.sent_at
+    moments = {"sent": call.sent_at, "served": call.served_at}
+    moments["first token"] = None if begun is None or call.ttft is None else begun + call.ttft
+    return {name: when for name, when in moments.items() if when is not None}
 
 
 def _put(attributes: dict[str, Any], values: Mapping[str, Any]) -> None:
