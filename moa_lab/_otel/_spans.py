@@ -3,12 +3,15 @@
 The run is the root span (CHAIN, ``MoA run``, ``debate run``, ``Tree of Thoughts run``; ``... replay``
 for a replay), each level of its DAG a CHAIN child (``layer 2``, ``round 1``, ``step 3``) and each call
 an LLM grandchild (``proposer L1.0``, ``debater D2.1``, ``evaluator V1.0.2``). Spans span the trace's
-own times: a call from ``started_at`` (moa_lab began it) to ``ended_at``, with ``sent``, ``served``
-and ``first token`` events where recorded; a level from its first call's start to its last call's
-end; the run from its creation to its end. A run imported from a log that records no times (the ToT
-paper's) keeps the import's clock, every call an instant in the log's order, and says so
-(``moa_lab.times_recorded``). Each edge u -> v becomes a link on v's span to u's; a replayed call
-also links to the call it stands for in the parent run's trace.
+own times. A call's span is the endpoint's work, as moa_lab's timeline draws it and ``Call.latency``
+counts it: from when the endpoint began serving it (``served_at``, else ``sent_at``; a cache hit's
+``started_at``) to ``ended_at``, with a ``first token`` event for a streamed call; the wait before it
+(for a slot, the model, failed attempts) is ``moa_lab.queued``. A level spans from its first call's
+start (``started_at``, waits included) to its last call's end, the run from its creation to its end.
+A run imported from a log that records no times (the ToT paper's) keeps the import's clock, every
+call an instant in the log's order, and says so (``moa_lab.times_recorded``). Each edge u -> v
+becomes a link on v's span to u's; a replayed call also links to the call it stands for in the
+parent run's trace.
 
 Invariant: span ids are derived from the run id and the node id (trace ids from the run id), so a
 link can point at any call whatever the order, re-exporting a run repeats every id (a backend that
@@ -215,12 +218,12 @@ def _call_span(
     span = tracer.start_span(
         f"{call.role} {call.id}",
         context=context,
-        start_time=_ns(call.started_at),
+        start_time=_ns(_begun(call)),
         attributes=_call_attributes(call, [u for _, u in edges]),
         links=links,
     )
-    for name, when in _moments(call).items():
-        span.add_event(name, timestamp=_ns(when))
+    if call.ttft is not None:
+        span.add_event("first token", timestamp=_ns(_begun(call) + call.ttft))
     if call.error:
         message = _scrub_text(call.error, call.base_url)
         span.add_event(
@@ -306,13 +309,11 @@ def _call_attributes(call: Call, read: list[str]) -> dict[str, Any]:
     return attributes
 
 
-def _moments(call: Call) -> dict[str, float]:
-    """When the attempt that answered was sent, began to be served and gave its first token (the
-    ones the trace knows), as Unix seconds."""
-    begun = call.served_at if call.served_at is not None else call.sent_at
-    moments = {"sent": call.sent_at, "served": call.served_at}
-    moments["first token"] = None if begun is None or call.ttft is None else begun + call.ttft
-    return {name: when for name, when in moments.items() if when is not None}
+def _begun(call: Call) -> float:
+    """When the endpoint began the call's work: served, else sent, else (nothing sent) started."""
+    if call.served_at is not None:
+        return call.served_at
+    return call.sent_at if call.sent_at is not None else call.started_at
 
 
 def _put(attributes: dict[str, Any], values: Mapping[str, Any]) -> None:
@@ -334,8 +335,8 @@ def _public(value: Any) -> Any:
 
 
 def _ended(call: Call) -> float:
-    """When a call ended (a call recorded without an end is taken to end where it started)."""
-    return call.ended_at if call.ended_at is not None else call.started_at
+    """When a call ended (a call recorded without an end is taken to end where it began)."""
+    return call.ended_at if call.ended_at is not None else _begun(call)
 
 
 def _ns(seconds: float) -> int:
