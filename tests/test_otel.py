@@ -174,6 +174,17 @@ def test_spans_keep_the_times_of_the_trace(source, fake):
     assert root.attributes["moa_lab.times_recorded"] is True
 
 
+def test_a_reasoning_models_thinking_and_its_tokens_are_on_its_span():
+    with FakeLLM(broken={"alpha": "reasoning-field"}) as server:
+        trace = _run("Why?", fake_config(server.url))
+    (thinker,) = [c for c in trace.records() if c.reasoning]
+    attributes = _calls(_spans(trace)[1])[thinker.id].attributes
+    assert attributes["moa_lab.reasoning"] == thinker.reasoning
+    assert attributes["llm.output_messages.0.message.content"] == thinker.response
+    reasoning_tokens = attributes["llm.token_count.completion_details.reasoning"]
+    assert reasoning_tokens == thinker.usage.reasoning_tokens == 5
+
+
 def test_exporting_a_run_twice_gives_the_same_ids():
     first = _spans(Trace.load(SHIPPED[0]))[1]
     again = _spans(Trace.load(SHIPPED[0]))[1]
