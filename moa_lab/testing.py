@@ -68,8 +68,9 @@ class FakeLLM(ChatServer):
     ``delay``: seconds each call takes (one number, or per model) before its first token. ``faults``:
     per model, a queue of statuses or fault modes (``FAULT_MODES``) to answer with before answering
     normally (``{"m": [500, "html"]}``). ``broken``: per model, a status or fault mode it always
-    answers with. A request with ``"stream": true`` is answered as server-sent events, a word per
-    event ``token_seconds`` apart, usage in the last event when ``stream_options.include_usage``.
+    answers with. Words are written ``token_seconds`` apart: a request with ``"stream": true`` gets
+    them as server-sent events as they are written (usage in the last event when
+    ``stream_options.include_usage``), any other the whole answer once all are written.
     """
 
     def __init__(
@@ -120,6 +121,8 @@ class FakeLLM(ChatServer):
             return answer
         if fault is None or fault == "stream-break":
             if not streamed:
+                # A whole answer comes once all of it is written: the same pace, all at the end.
+                time.sleep(self.token_seconds * (len(text.split(" ")) - 1))
                 return answer
             usage = bool((body.get("stream_options") or {}).get("include_usage"))
             return _streamed(answer, text, self.token_seconds, usage, broken=fault is not None)
@@ -194,7 +197,7 @@ def _streamed(answer: dict[str, Any], text: str, seconds: float, usage: bool, *,
 
     def chunks() -> Iterator[bytes]:
         for i, event in enumerate(events):
-            if i and seconds:
+            if i and seconds and event["choices"]:  # the usage event follows the last word at once
                 time.sleep(seconds)
             yield f"data: {json.dumps(event)}\n\n".encode()
         if not broken:

@@ -24,6 +24,7 @@ __all__ = [
     "STATUS_COLORS",
     "Attempt",
     "CompareView",
+    "LiveView",
     "PromptLab",
     "TraceExplorer",
     "attribution",
@@ -53,6 +54,7 @@ __all__ = [
     "to_html",
     "totals_html",
     "usage",
+    "watch",
     "write_figures",
 ]
 
@@ -78,6 +80,8 @@ _HOME = {
     "timeline": "_timeline",
     "usage": "_usage",
     "TraceExplorer": "_widgets",
+    "LiveView": "_live",
+    "watch": "_live",
     "export_html": "_export",
     "to_html": "_export",
     "STATUS_COLORS": "_compare_view",
