@@ -6,9 +6,9 @@ one per level of its DAG (CHAIN: a layer, a debate's round, a search's step) and
 a child of its level's span), with the trace's times and a span link for every edge (which answers
 a call read), since a span tree alone cannot hold a DAG.
 
-Invariant: only ``_spans`` imports ``opentelemetry`` or ``openinference`` (the ``otel`` extra), and only
-when an export runs, so ``import moa_lab`` and ``moa_lab.OtelExport`` need neither; without the extra an
-export fails with one line that gives the pip command which installs it.
+Invariant: only ``_spans`` and ``_exporters`` import ``opentelemetry`` or ``openinference`` (the
+``otel`` extra), and only when an export runs, so ``import moa_lab`` and ``moa_lab.OtelExport`` need
+neither; without the extra an export fails with one line that gives the pip command which installs it.
 """
 
 from __future__ import annotations
