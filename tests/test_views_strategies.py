@@ -14,7 +14,7 @@ from moa_lab import Agent, AggregatorTemplate, MoAConfig, Trace, replay, run, vi
 from moa_lab._debate import DebateConfig
 from moa_lab._tot import ToTConfig
 from moa_lab.testing import ChatServer, FakeLLM, completion, fake_config, game24_oracle
-from moa_lab.views import _graph, _positions
+from moa_lab.views import _graph, _positions, _usage
 
 _QUIET = {"cache": False, "trace_path": False, "progress": False}
 
@@ -196,3 +196,57 @@ def test_node_positions_keep_moa_rows_and_centre_the_aggregator(replayed):
     source, _ = replayed
     positions = _graph.node_positions(source)
     assert positions == {"L1.0": (1.0, 0.0), "L1.1": (1.0, 1.0), "L1.2": (1.0, 2.0), "L2.0": (2.0, 1.0)}
+
+
+# -- the spend figure -----------------------------------------------------------------------------
+def _free(body):
+    return completion(body["model"], "an answer", prompt_tokens=10, completion_tokens=4)
+
+
+def test_the_spend_figure_of_a_free_run_draws_no_cost_panel_and_says_free():
+    """A local model costs nothing: no empty cost panel on a -1..1 axis, the title says so."""
+    with ChatServer(_free) as server:
+        config = fake_config(
+            server.url,
+            prices={m: {"input": 0, "output": 0} for m in ("alpha", "beta", "gamma", "omega")},
+        )
+        free = run("q", config, **_QUIET)
+        unpriced = run("q", fake_config(server.url), **_QUIET)
+    assert {free[n].cost for n in free.calls()} == {0.0}
+    for trace, said in ((free, "free"), (unpriced, "cost unknown")):
+        figure = views.usage(trace)
+        titles = [a.text for a in figure.layout.annotations]
+        assert not [t for t in titles if t.startswith("Cost")], titles
+        assert not [d for d in figure.data if d.name.startswith("cost")]
+        assert "xaxis5" not in figure.layout and said in figure.layout.title.text
+        _legend_clear_of_title(figure)
+
+
+def test_the_spend_figure_keeps_reused_calls_apart_and_never_counts_their_old_latency(replayed):
+    _, again = replayed
+    figure = views.usage(again)
+    reused = [n for n in again.calls() if again[n].reused]
+    by_depth = next(
+        d for d in figure.data if d.name == "tokens reused from the source run" and d.xaxis == "x"
+    )
+    assert sum(by_depth.y) == sum(again[n].prompt_tokens + again[n].completion_tokens for n in reused)
+    assert not [d for d in figure.data if d.name == "tokens served from cache"]
+    latency = next(d for d in figure.data if d.type == "box" and d.xaxis == "x3")
+    assert sorted(latency.hovertext) == sorted(n for n in again.calls() if not again[n].reused)
+    assert all(again[n].latency is not None for n in reused)  # there was an old latency to leave out
+    assert [a.text for a in figure.layout.annotations][:2] == ["Tokens by layer", "Tokens by model"]
+
+
+def test_the_spend_figure_names_depths_for_the_strategy_and_keeps_model_labels_short(debate, search):
+    figure = views.usage(debate)
+    assert list(figure.layout.xaxis.categoryarray) == ["round 1", "round 2"]
+    assert "Tokens by round" in [a.text for a in figure.layout.annotations]
+    assert list(views.usage(search).layout.xaxis.categoryarray) == [f"step {s}" for s in range(1, 5)]
+    labels = _usage.model_labels(
+        ["meta-llama/Llama-3-70b-chat-hf", "Qwen/Qwen1.5-110B-Chat", "<b>x</b>/very-long-model-name-v2"]
+    )
+    assert labels["Qwen/Qwen1.5-110B-Chat"] == "Qwen1.5-110B<br>-Chat"
+    assert all(len(part) <= 20 for label in labels.values() for part in label.split("<br>"))
+    assert _usage.model_labels(["a/llama", "b/llama"]) == {"a/llama": "a/llama", "b/llama": "b/llama"}
+    assert "<b>" not in "".join(_usage.model_labels(["<b>x</b>"]).values())
+    assert views.usage(debate).layout.xaxis2.tickangle == 0
