@@ -250,3 +250,25 @@ def test_the_spend_figure_names_depths_for_the_strategy_and_keeps_model_labels_s
     assert _usage.model_labels(["a/llama", "b/llama"]) == {"a/llama": "a/llama", "b/llama": "b/llama"}
     assert "<b>" not in "".join(_usage.model_labels(["<b>x</b>"]).values())
     assert views.usage(debate).layout.xaxis2.tickangle == 0
+
+
+# -- how the answer evolved, what was reused ------------------------------------------------------
+def test_evolution_compares_a_debates_rounds_and_gives_a_search_its_two_panels(debate, search):
+    figure = views.evolution(debate)
+    heatmaps = [d for d in figure.data if d.type == "heatmap"]
+    assert [list(h.x) for h in heatmaps] == [debate.calls(1), debate.calls(2)]
+    titles = [a.text for a in figure.layout.annotations]
+    assert titles[:2] == ["Round 1: similarity between answers", "Round 2: similarity between answers"]
+    assert figure.layout.xaxis3.title.text == "round"
+    figure = views.evolution(search)
+    assert not [d for d in figure.data if d.type == "heatmap"]
+    assert [a.text for a in figure.layout.annotations] == [
+        "Similarity to the final answer",
+        "Response length (words)",
+    ]
+    assert figure.layout.xaxis.title.text == "step" and "xaxis3" not in figure.layout
+
+
+def test_attribution_of_a_search_summarises_by_step(search):
+    (heatmap,) = views.attribution(search).data
+    assert all(label.startswith("step ") for label in heatmap.y)
