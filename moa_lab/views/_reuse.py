@@ -151,7 +151,7 @@ def evolution(trace: Trace) -> go.Figure:
             y=[m / c for m, c in zip(means, per_layer, strict=True)],
             mode="lines+markers",
             line={"color": "#111827", "width": 2.5},
-            name="layer mean vs final (convergence)",
+            name=f"{word} mean vs final (convergence)",
             row=low,
             col=1,
         )
@@ -166,7 +166,7 @@ def evolution(trace: Trace) -> go.Figure:
             y=[d[1] for d in diversity],
             mode="lines+markers",
             line={"color": "#9C755F", "width": 2, "dash": "dash"},
-            name="mean similarity within the layer (1 - diversity)",
+            name=f"mean similarity within the {word} (1 - diversity)",
             row=low,
             col=1,
         )
