@@ -272,3 +272,19 @@ def test_evolution_compares_a_debates_rounds_and_gives_a_search_its_two_panels(d
 def test_attribution_of_a_search_summarises_by_step(search):
     (heatmap,) = views.attribution(search).data
     assert all(label.startswith("step ") for label in heatmap.y)
+
+
+def test_a_search_imported_without_usage_says_so_instead_of_drawing_empty_panels(search):
+    data = json.loads(json.dumps(search.to_dict()))
+    for node in data["nodes"]:
+        node.update(usage=None, latency=None, cost=None, sent_at=None, served_at=None)
+    data["graph"]["imported"] = {
+        "spent": {"prompt_tokens": 28451, "completion_tokens": 9161, "cost": 1.4}
+    }
+    imported = Trace.from_dict(data)
+    figure = views.usage(imported)
+    assert not figure.data
+    (note,) = figure.layout.annotations
+    assert "record no tokens, latency or cost" in note.text and "28,451 prompt tokens" in note.text
+    keys = [d.name for d in views.layer_graph(imported).data if d.legendgroup == _graph.KEY]
+    assert "size: no tokens recorded" in keys

@@ -281,7 +281,7 @@ def _key(figure: go.Figure, trace: Trace, measure: str | None, edges: int) -> No
     figure.add_scatter(
         x=[None], y=[None], mode="markers", hoverinfo="skip", legendgroup=KEY,
         marker={"size": 14, "color": "#d1d5db", "line": {"color": "#9ca3af", "width": 1}},
-        name=f"size: tokens written (largest {written:,})",
+        name=f"size: tokens written (largest {written:,})" if written else "size: no tokens recorded",
     )  # fmt: skip
     if edges:
         figure.add_scatter(

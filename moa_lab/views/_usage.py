@@ -15,7 +15,7 @@ from plotly.subplots import make_subplots
 
 from moa_lab._trace import Call, Trace
 from moa_lab.views._graph_marks import depth_ticks
-from moa_lab.views._layout import LEGEND_BELOW, layout, out_tokens
+from moa_lab.views._layout import LEGEND_BELOW, empty, layout, out_tokens
 from moa_lab.views._style import esc_plot
 
 __all__ = ["model_labels", "usage"]
@@ -81,9 +81,12 @@ def usage(trace: Trace) -> go.Figure:
 
     Tokens and cost of cache hits (hatched /) and of calls a replay reused (hatched x) are drawn
     apart from what this run sent; latency counts only the calls sent. The cost row is left out
-    when no cost is known or every cost is zero, and the title says which ("free", "unknown").
+    when no cost is known or every cost is zero, and the title says which ("free", "unknown"). A
+    trace whose calls record none of these (an imported search) gives a figure that says so.
     """
     records = trace.records()
+    if not any(c.usage is not None or c.latency is not None or c.cost for c in records):
+        return empty(go.Figure(), _nothing(trace), "Spend")
     depths = _depth_names(trace)
     models = model_labels(list(dict.fromkeys(c.model for c in records)))
     known = [c.cost for c in records if c.cost is not None]
@@ -145,6 +148,17 @@ def usage(trace: Trace) -> go.Figure:
         legend=LEGEND_BELOW | {"y": -0.12},
         margin={"b": 110},
     )
+
+
+def _nothing(trace: Trace) -> str:
+    """Why an imported run (say) has no spend to draw, with the totals its source gave, if any."""
+    told = ((trace.graph.graph.get("imported") or {}).get("spent")) or {}
+    known = [f"{told[k]:,} {k.replace('_', ' ')}" for k in ("prompt_tokens", "completion_tokens")
+             if isinstance(told.get(k), int)]  # fmt: skip
+    if isinstance(told.get("cost"), (int, float)):
+        known.append(f"${told['cost']:.2f}")
+    whole = f"<br>its source gives the whole run: {', '.join(known)}" if known else ""
+    return f"The calls of this trace record no tokens, latency or cost (an imported run?){whole}"
 
 
 def _word(depths: dict[int, str]) -> str:
