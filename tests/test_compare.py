@@ -169,6 +169,8 @@ def test_two_debates_align_by_call_id_and_the_figure_names_their_calls():
     assert list(figure.data[0].y) == [c.node for c in result.calls]
     titles = [a.text for a in figure.layout.annotations]
     assert titles == ["tokens (prompt + completion)", "latency (s)"]  # unpriced: no cost panel
+    added = figure.data[1].hovertext[6]
+    assert added.startswith("<b>D3.0</b> – → alpha · added") and "– → T0.7 ≤512" in added
     view = views.CompareView(two, three)
     view.show("D3.0")
     assert "added" in view.call_panel.value

@@ -56,8 +56,9 @@ def _signed(value: float | None, unit: str = "", digits: int = 0) -> str:
 
 
 def _either(left: object, right: object, show=esc_plot) -> str:
-    """One value, or ``before → after`` when the two sides differ."""
-    return show(left) if left == right else f"{show(left)} → {show(right)}"
+    """One value, or ``before → after`` when the two sides differ (``–`` for a missing side)."""
+    left, right = ("–" if v is None else show(v) for v in (left, right))
+    return left if left == right else f"{left} → {right}"
 
 
 def _cut(call: CallDiff) -> str:
