@@ -7,6 +7,7 @@ without the local extra, and its absence is one line saying how to install it.
 from __future__ import annotations
 
 import functools
+import importlib.util
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -15,10 +16,19 @@ from typing import Any
 from moa_lab._errors import ConfigError
 from moa_lab.local._models import INSTALL_HINT
 
-__all__ = ["N_CTX", "load_llama", "n_threads"]
+__all__ = ["N_CTX", "check_llama", "load_llama", "n_threads"]
 
 #: Context window of a loaded model: room for an aggregator prompt with several long references.
 N_CTX = 8192
+
+
+_MISSING = f"the local model needs llama-cpp-python, which is not installed; {INSTALL_HINT}"
+
+
+def check_llama() -> None:
+    """A one-line error when llama-cpp-python is not installed (without importing it)."""
+    if importlib.util.find_spec("llama_cpp") is None:
+        raise ConfigError(_MISSING)
 
 
 @functools.cache
@@ -26,9 +36,7 @@ def _counting_llama() -> type:
     try:
         from llama_cpp import Llama
     except ImportError:
-        raise ConfigError(
-            f"the local model needs llama-cpp-python, which is not installed; {INSTALL_HINT}"
-        ) from None
+        raise ConfigError(_MISSING) from None
 
     class CountingLlama(Llama):
         """A Llama that reports every token it generates to ``on_token`` (for progress bars)."""
@@ -49,9 +57,17 @@ def n_threads() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
-def load_llama(path: Path) -> Any:
-    """Load a GGUF with llama-cpp-python on every available core."""
+def load_llama(path: Path, *, chat_format: str | None = None) -> Any:
+    """Load a GGUF with llama-cpp-python on every available core (``chat_format`` for a GGUF that
+    carries no chat template)."""
     try:
-        return _counting_llama()(model_path=str(path), n_ctx=N_CTX, n_threads=n_threads(), verbose=False)
+        return _counting_llama()(
+            model_path=str(path),
+            n_ctx=N_CTX,
+            n_threads=n_threads(),
+            n_threads_batch=n_threads(),
+            chat_format=chat_format,
+            verbose=False,
+        )
     except ValueError as exc:
         raise ConfigError(f"{path}: llama.cpp cannot load it as a GGUF model ({exc})") from None
