@@ -13,7 +13,7 @@ base_url is ``local`` (or ``local:<name or path>``) or the ``local`` preset is a
 
 from __future__ import annotations
 
-from moa_lab.local._llama import N_CTX, load_llama, n_threads
+from moa_lab.local._llama import LLAMA_ENV, N_CTX, load_llama, n_threads
 from moa_lab.local._models import (
     DEFAULT_MODEL,
     GGUF_ENV,
@@ -33,6 +33,7 @@ __all__ = [
     "BRIEF_AGGREGATOR_TEMPLATE",
     "DEFAULT_MODEL",
     "GGUF_ENV",
+    "LLAMA_ENV",
     "MODELS",
     "MODEL_DIR_ENV",
     "N_CTX",
