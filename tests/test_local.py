@@ -196,6 +196,7 @@ class FakeLlama:
         self.delay = delay
         self.chat_format = chat_format
         self.on_token = None
+        self.prompt_cached = 0
         self.calls: list[dict] = []
         self.intervals: list[tuple[float, float]] = []
         self.loaded_on = threading.get_ident()
@@ -209,6 +210,9 @@ class FakeLlama:
         self.threads.add(threading.get_ident())
         try:
             assert self._active == 1, "two sequences ran on one model at once"
+            # As the real model: a prompt equal to the previous one is not prefilled again.
+            same = bool(self.calls) and self.calls[-1]["messages"] == messages
+            self.prompt_cached = 11 if same else 0
             self.calls.append({"messages": messages, **options})
             if "too long" in messages[-1]["content"]:
                 raise ValueError("Requested tokens (9000) exceed context window of 8192")
@@ -229,10 +233,6 @@ class FakeLlama:
         finally:
             self.intervals.append((started, time.time()))
             self._active -= 1
-
-    def reset(self):
-        self.threads.add(threading.get_ident())
-        assert self._active == 0, "the context was reset during a call"
 
     def close(self):
         self.closed_on = threading.get_ident()
@@ -414,12 +414,15 @@ def test_a_reply_tells_when_and_how_long_the_call_was_served(fake_gguf):
         timings = body["timings"]
         served_at = float(headers[local.SERVED_AT_HEADER])
         assert sent < served_at < answered
-        assert timings["prompt_n"] == 11 and timings["predicted_n"] == 3 and timings["cache_n"] == 0
+        assert timings["prompt_n"] + timings["cache_n"] == 11 and timings["predicted_n"] == 3
         assert timings["prompt_ms"] >= 200  # the fake's delay, before its first token
         assert 15 <= timings["predicted_ms"] < 200  # between its first and last token
         assert timings["predicted_per_second"] == pytest.approx(3000 / timings["predicted_ms"])
-        assert timings["prompt_per_second"] == pytest.approx(11000 / timings["prompt_ms"])
+        assert timings["prompt_per_second"] == pytest.approx(
+            timings["prompt_n"] * 1000 / timings["prompt_ms"]
+        )
     assert first[0]["timings"]["load_ms"] >= 100 and first[0]["timings"]["queued_ms"] < 50
+    assert first[0]["timings"]["cache_n"] == 0 and second[0]["timings"]["cache_n"] == 11
     # The second waited while the first loaded the model and was served; it did not load it.
     assert second[0]["timings"]["load_ms"] == 0
     assert second[0]["timings"]["queued_ms"] >= 300
@@ -588,9 +591,11 @@ def test_the_real_model_tells_how_each_call_was_served_and_a_seeded_call_repeats
         _server.stop_servers()
     assert again[0]["choices"] == first[0]["choices"]
     assert first[0]["timings"]["load_ms"] > 0 and again[0]["timings"]["load_ms"] == 0
+    # The repeat reused the prefill of the same prompt, and still answered the same.
+    assert (first[0]["timings"]["cache_n"], again[0]["timings"]["prompt_n"]) == (0, 0)
     for body, headers, sent, answered in (first, again):
         timings, usage = body["timings"], body["usage"]
-        assert timings["prompt_n"] == usage["prompt_tokens"] > 0
+        assert timings["prompt_n"] + timings["cache_n"] == usage["prompt_tokens"] > 0
         assert timings["predicted_n"] == usage["completion_tokens"] > 0
         assert timings["prompt_ms"] > 0 and timings["predicted_ms"] > 0
         served_at = float(headers[local.SERVED_AT_HEADER])

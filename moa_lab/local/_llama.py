@@ -49,16 +49,53 @@ def _counting_llama() -> type:
     except ImportError:
         raise ConfigError(_MISSING) from None
 
+    import numpy as np
+    from llama_cpp import llama_get_logits_ith
+
     class CountingLlama(Llama):
-        """A Llama that reports every token it generates to ``on_token`` (for progress bars)."""
+        """A Llama that reports every token it generates to ``on_token`` (for progress bars), and
+        starts every call as if from an empty context.
+
+        A prompt different from the last one is prefilled from an empty context. A prompt equal to
+        the last one prefilled (a Self-MoA proposer after another) is not prefilled again: its
+        cache entries are the ones that prefill wrote and nothing since has changed them, and its
+        first token is sampled from that prefill's saved logits, so the call computes what a call
+        from an empty context computes (``prompt_cached`` says how many prompt tokens it reused).
+        """
 
         on_token: Callable[[], None] | None = None
+        #: Prompt tokens the last call took from the cache instead of prefilling them.
+        prompt_cached = 0
+        _prefilled: list[int] | None = None
+        _prefill_logits: Any = None
+
+        def _last_logits(self) -> Any:
+            """The logits llama.cpp will sample the next token from (a view of its own buffer)."""
+            return np.ctypeslib.as_array(llama_get_logits_ith(self.ctx, -1), shape=(self.n_vocab(),))
 
         def generate(self, tokens: Any, *args: Any, **kwargs: Any) -> Any:
-            for token in super().generate(tokens, *args, **kwargs):
+            tokens = list(tokens)
+            reuse = tokens == self._prefilled and self._prefill_logits is not None
+            if reuse:
+                # Keep cache cells 0..N-1 (the prompt's prefill); llama-cpp-python then drops the
+                # cells after them and samples at once from the logits put back here.
+                self.n_tokens = len(tokens)
+                self._requires_eval = False
+                self._last_logits()[:] = self._prefill_logits
+            else:
+                self.reset()
+            self.prompt_cached = len(tokens) if reuse else 0
+            for number, token in enumerate(super().generate(tokens, *args, **kwargs)):
+                if number == 0 and not reuse:
+                    self._prefilled, self._prefill_logits = tokens, self._last_logits().copy()
                 if self.on_token is not None:
                     self.on_token()
                 yield token
+
+        def reset(self) -> None:
+            """Forget the context, the saved prefill included."""
+            super().reset()
+            self._prefilled, self._prefill_logits = None, None
 
     return CountingLlama
 

@@ -13,8 +13,8 @@ call, for its load). ``timings`` holds, all durations in milliseconds:
 - ``load_ms``: loading the model, when this call was its first (else 0);
 - ``prompt_n``, ``prompt_ms``, ``prompt_per_second``: the prompt's tokens evaluated (prefill) and
   the time from the start of serving to the first sampled token (chat template, tokenizing, prefill
-  and that first sample); ``cache_n``: prompt tokens reused from an earlier call (always 0: every
-  call starts from an empty context);
+  and that first sample); ``cache_n``: prompt tokens taken from the cache instead (the whole prompt
+  when it equals the previous call's, as the proposers of a Self-MoA layer do; else 0);
 - ``predicted_n``, ``predicted_ms``, ``predicted_per_second``: the completion's tokens and the time
   from the first sampled token to the last (decoding and sampling).
 
@@ -22,8 +22,9 @@ So a call's HTTP latency is about queued + load + prompt + predicted, plus the H
 
 Invariants: a model is loaded by its first call and kept while the process lives; its load and all
 its calls run on one worker thread (``_worker``), one sequence at a time, while calls to other
-models (and remote calls) are not held up by it; each call starts from an empty context, so a seeded
-call answers the same whatever ran before it; one server per GGUF per process, stopped at exit.
+models (and remote calls) are not held up by it; each call computes what it would from an empty
+context (a prompt equal to the previous one reuses that prefill exactly), so a seeded call answers
+the same whatever ran before it; one server per GGUF per process, stopped at exit.
 """
 
 from __future__ import annotations
@@ -143,10 +144,8 @@ class LocalServer(ChatServer):
                 bar.update(1)
 
             llm.on_token = on_token
-            # Start from an empty context: reusing the previous call's prompt cache changes the
-            # numerics slightly, so a seeded call would answer differently depending on what ran
-            # before it (docs/benchmarks.md measures it).
-            llm.reset()
+            # No llm.reset(): the model starts each call as from an empty context itself, reusing
+            # only the prefill of a prompt equal to the last one (see _llama.CountingLlama).
             try:
                 result = llm.create_chat_completion(messages=body.get("messages") or [], **options)
             except ValueError as exc:  # llama.cpp's word for a prompt longer than the context
@@ -164,20 +163,24 @@ class LocalServer(ChatServer):
             completion_tokens=usage["completion_tokens"],
             finish_reason=choice.get("finish_reason") or "stop",
         )
+        cached = llm.prompt_cached
         answer["timings"] = _timings(
             wait,
-            prompt=(usage["prompt_tokens"], first - started),
+            cached=cached,
+            prompt=(usage["prompt_tokens"] - cached, first - started),
             predicted=(usage["completion_tokens"], last - first),
         )
         return Reply.json(answer, headers={SERVED_AT_HEADER: f"{served_at:.6f}"})
 
 
-def _timings(wait: Wait, *, prompt: tuple[int, float], predicted: tuple[int, float]) -> dict[str, Any]:
+def _timings(
+    wait: Wait, *, cached: int, prompt: tuple[int, float], predicted: tuple[int, float]
+) -> dict[str, Any]:
     """The ``timings`` of a reply: llama.cpp server's names, and ``queued_ms`` and ``load_ms``."""
     timings: dict[str, Any] = {
         "queued_ms": wait.queued * 1000,
         "load_ms": wait.load * 1000,
-        "cache_n": 0,
+        "cache_n": cached,
     }
     for phase, (tokens, seconds) in (("prompt", prompt), ("predicted", predicted)):
         timings[f"{phase}_n"] = tokens
