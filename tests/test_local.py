@@ -16,6 +16,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
@@ -192,6 +193,9 @@ class FakeLlama:
     It records the thread that loaded it and the thread of every call.
     """
 
+    tokens = 3
+    """Tokens each call generates (10 ms apart); the reply counts 3 whatever it is."""
+
     def __init__(self, delay: float = 0.0, chat_format=None):
         self.delay = delay
         self.chat_format = chat_format
@@ -217,7 +221,7 @@ class FakeLlama:
             if "too long" in messages[-1]["content"]:
                 raise ValueError("Requested tokens (9000) exceed context window of 8192")
             time.sleep(self.delay)
-            for _ in range(3):
+            for _ in range(self.tokens):
                 time.sleep(0.01)
                 self.on_token()
             return {
@@ -388,6 +392,25 @@ def test_every_llama_call_and_the_load_run_on_one_thread_per_model(fake_gguf):
     assert all(end <= next_start for (_, end), (next_start, _) in itertools.pairwise(starts))
     _server.stop_servers()
     assert llm.closed_on == llm.loaded_on
+
+
+def test_exiting_stops_a_call_in_progress_at_its_next_token(fake_gguf, monkeypatch):
+    path, loaded = fake_gguf
+    monkeypatch.setattr(FakeLlama, "tokens", 1000)  # 10 s of generation
+    url = local.resolve(f"local:{path}")
+    with ThreadPoolExecutor(max_workers=1) as client:
+        reply = client.submit(_post, url, seed=1)
+        while not loaded or not loaded[0].calls:
+            time.sleep(0.01)
+        time.sleep(0.3)  # it is generating now
+        started = time.perf_counter()
+        _server.stop_servers()  # what runs at exit
+        assert time.perf_counter() - started < 1.0
+        with pytest.raises(urllib.error.HTTPError) as failure:
+            reply.result()
+    assert failure.value.code == 503
+    assert "shutting down" in json.load(failure.value)["error"]["message"]
+    assert loaded[0].closed_on == loaded[0].loaded_on
 
 
 def test_calls_to_different_models_overlap(fake_gguf, tmp_path):

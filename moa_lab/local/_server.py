@@ -44,7 +44,7 @@ from moa_lab._errors import ConfigError
 from moa_lab._server import ChatServer, HTTPReply, Reply, completion
 from moa_lab.local._llama import check_llama, load_llama
 from moa_lab.local._models import gguf_path, named_model
-from moa_lab.local._worker import ModelWorker, Wait
+from moa_lab.local._worker import ModelWorker, Wait, WorkerClosed
 
 __all__ = ["SERVED_AT_HEADER", "LocalServer", "resolve", "sampling_options", "stop_servers"]
 
@@ -118,6 +118,8 @@ class LocalServer(ChatServer):
             return self._worker.run(lambda llm, wait: self._serve(llm, wait, body, options, show))
         except ConfigError as exc:  # the model could not be loaded: no retry can help
             raise HTTPReply(400, str(exc)) from None
+        except WorkerClosed as exc:
+            raise HTTPReply(503, str(exc)) from None
 
     def _serve(
         self, llm: Any, wait: Wait, body: dict[str, Any], options: dict[str, Any], show: dict[str, Any]
@@ -140,6 +142,8 @@ class LocalServer(ChatServer):
         ) as bar:
 
             def on_token() -> None:
+                if self._worker.closing.is_set():  # the process is exiting: stop generating
+                    raise WorkerClosed(f"the local model {self.name} is shutting down")
                 token_times.append(time.perf_counter())
                 bar.update(1)
 

@@ -7,21 +7,29 @@ HTTP connection's thread that received it, two teams soon shared 2 cores and dec
 
 Invariants: everything that touches a model (its load, every call, its close) runs on that model's
 worker thread, one job at a time, in the order the jobs arrived; the model is loaded by the first job
-and kept until ``close``. A load that fails is not tried again: every job gets the same error.
+and kept until ``close``. A load that fails is not tried again: every job gets the same error. The
+thread is a daemon, so a process that exits (after Ctrl-C, say) never waits for it: ``close`` (run at
+exit) raises ``closing`` so a job in progress can stop at its next token, then releases the model.
 """
 
 from __future__ import annotations
 
+import queue
+import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-__all__ = ["ModelWorker", "Wait"]
+__all__ = ["ModelWorker", "Wait", "WorkerClosed"]
 
 T = TypeVar("T")
 M = TypeVar("M")
+
+
+class WorkerClosed(Exception):
+    """The model's worker is closing (the process is exiting): the job did not run, or stopped."""
 
 
 @dataclass(frozen=True)
@@ -43,15 +51,43 @@ class ModelWorker(Generic[M]):
         self._release = release
         self._model: M | None = None
         self._failure: Exception | None = None
-        self._closed = False
-        # One worker thread, started by the first job and kept until shutdown.
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"moa-lab-model-{name}")
+        self._jobs: queue.SimpleQueue[tuple[Callable[[], Any], Future[Any]] | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._name = name
+        self._lock = threading.Lock()
+        self.closing = threading.Event()
+        """Set by ``close``: a job in progress should stop at its next token."""
 
     def run(self, job: Callable[[M, Wait], T]) -> T:
         """Run ``job`` on the worker thread once the jobs before it are done; wait for its result."""
-        return self._executor.submit(self._run, job, time.perf_counter()).result()
+        if self.closing.is_set():
+            raise WorkerClosed(f"the local model {self._name} is shutting down")
+        arrived = time.perf_counter()
+        return self._submit(lambda: self._run(job, arrived)).result()
+
+    def _submit(self, call: Callable[[], T]) -> Future[T]:
+        future: Future[T] = Future()
+        with self._lock:
+            if self._thread is None:  # started by the first job, kept for the process's life
+                self._thread = threading.Thread(
+                    target=self._serve, name=f"moa-lab-model-{self._name}", daemon=True
+                )
+                self._thread.start()
+            self._jobs.put((call, future))
+        return future
+
+    def _serve(self) -> None:
+        while (item := self._jobs.get()) is not None:
+            call, future = item
+            if future.set_running_or_notify_cancel():
+                try:
+                    future.set_result(call())
+                except BaseException as exc:
+                    future.set_exception(exc)
 
     def _run(self, job: Callable[[M, Wait], T], arrived: float) -> T:
+        if self.closing.is_set():
+            raise WorkerClosed(f"the local model {self._name} is shutting down")
         taken = time.perf_counter()
         model, load = self._model, 0.0
         if model is None:
@@ -66,11 +102,14 @@ class ModelWorker(Generic[M]):
         return job(model, Wait(queued=taken - arrived, load=load))
 
     def close(self) -> None:
-        """Let the jobs in flight finish, release the model on the worker thread, and stop it."""
-        if not self._closed:
-            self._closed = True
-            self._executor.submit(self._close).result()
-            self._executor.shutdown(wait=True)
+        """Ask the job in progress to stop, release the model on the worker thread, and end it."""
+        if self.closing.is_set():
+            return
+        self.closing.set()
+        if self._thread is not None:
+            self._submit(self._close).result()
+            self._jobs.put(None)
+            self._thread.join()
 
     def _close(self) -> None:
         if self._model is not None:
