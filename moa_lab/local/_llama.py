@@ -41,7 +41,7 @@ def check_llama() -> None:
 
 
 @functools.cache
-def _counting_llama() -> type:
+def _serving_llama() -> type:
     for name, value in LLAMA_ENV.items():
         os.environ.setdefault(name, value)
     try:
@@ -52,7 +52,7 @@ def _counting_llama() -> type:
     import numpy as np
     from llama_cpp import llama_get_logits_ith
 
-    class CountingLlama(Llama):
+    class ServingLlama(Llama):
         """A Llama that reports every token it generates to ``on_token`` (for progress bars), and
         starts every call as if from an empty context.
 
@@ -97,7 +97,7 @@ def _counting_llama() -> type:
             super().reset()
             self._prefilled, self._prefill_logits = None, None
 
-    return CountingLlama
+    return ServingLlama
 
 
 def n_threads() -> int:
@@ -109,7 +109,7 @@ def load_llama(path: Path, *, chat_format: str | None = None) -> Any:
     """Load a GGUF with llama-cpp-python on every available core (``chat_format`` for a GGUF that
     carries no chat template)."""
     try:
-        return _counting_llama()(
+        return _serving_llama()(
             model_path=str(path),
             n_ctx=N_CTX,
             n_threads=n_threads(),

@@ -9,14 +9,16 @@ Each reply tells how the call was served, as llama.cpp's own server does: the co
 when the model started serving the call (after it waited for the model and, on the model's first
 call, for its load). ``timings`` holds, all durations in milliseconds:
 
-- ``queued_ms``: from the request's arrival to the model taking it up (other calls ran meanwhile);
+- ``queued_ms``: from the request joining the model's queue to the model taking it up (other calls
+  ran meanwhile);
 - ``load_ms``: loading the model, when this call was its first (else 0);
 - ``prompt_n``, ``prompt_ms``, ``prompt_per_second``: the prompt's tokens evaluated (prefill) and
   the time from the start of serving to the first sampled token (chat template, tokenizing, prefill
   and that first sample); ``cache_n``: prompt tokens taken from the cache instead (the whole prompt
   when it equals the previous call's, as the proposers of a Self-MoA layer do; else 0);
 - ``predicted_n``, ``predicted_ms``, ``predicted_per_second``: the completion's tokens and the time
-  from the first sampled token to the last (decoding and sampling).
+  from the first sampled token to the last (decoding and sampling). A ``*_per_second`` rate is null
+  when its time is 0.
 
 So a call's HTTP latency is about queued + load + prompt + predicted, plus the HTTP hop.
 
@@ -149,7 +151,7 @@ class LocalServer(ChatServer):
 
             llm.on_token = on_token
             # No llm.reset(): the model starts each call as from an empty context itself, reusing
-            # only the prefill of a prompt equal to the last one (see _llama.CountingLlama).
+            # only the prefill of a prompt equal to the last one (see _llama.ServingLlama).
             try:
                 result = llm.create_chat_completion(messages=body.get("messages") or [], **options)
             except ValueError as exc:  # llama.cpp's word for a prompt longer than the context
