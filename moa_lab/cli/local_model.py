@@ -39,9 +39,10 @@ def _check(path: Any, chat_format: str | None) -> None:
     if reply.status != 200:
         raise ConfigError(f"{path.name} does not answer: {answer['error']['message']}")
     timings = answer["timings"]
+    tokens = f"{timings['predicted_n']} token{'' if timings['predicted_n'] == 1 else 's'}"
     print(
         f"moa_lab: {path.name} loads ({timings['load_ms'] / 1000:.1f} s) and answers "
-        f"({timings['predicted_n']} tokens, prompt {timings['prompt_ms'] / 1000:.2f} s, "
+        f"({tokens}, prompt {timings['prompt_ms'] / 1000:.2f} s, "
         f"decode {timings['predicted_ms'] / 1000:.2f} s)",
         file=sys.stderr,
     )

@@ -3,8 +3,9 @@
 How many threads llama.cpp runs and how they wait was measured, not guessed (docs/benchmarks.md,
 ``benchmarks/bench_local.py --decode``): every core the process may use, for decoding and for
 prompts alike, with OpenMP's passive wait policy. llama.cpp's OpenMP threads otherwise spin while
-they wait, and on a 2-core machine busy with other work decoding on 2 threads fell to about 1.6
-tokens/s (14.9 with passive waits; 11-13 on 1 thread). Neither setting changes the tokens.
+they wait, and on a 2-core machine busy with other work decoding on 2 threads fell to 1.6-3.8
+tokens/s (14.9-15.7 with passive waits, 11-17 on 1 thread; 2 threads prefill up to 1.6x faster than
+1). Neither setting changes the tokens.
 
 Invariant: ``llama_cpp`` is imported only when a model is loaded, so the rest of moa_lab works
 without the local extra, and its absence is one line saying how to install it.
