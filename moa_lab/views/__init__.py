@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from moa_lab._lazy import lazy_exports
 from moa_lab._trace import set_html_renderer
-from moa_lab.views._html import summary_html
+from moa_lab.views._card import summary_html
 
 __all__ = [
     "COST_AXES",
@@ -25,6 +25,7 @@ __all__ = [
     "Attempt",
     "CompareView",
     "PromptLab",
+    "TraceBrowser",
     "TraceExplorer",
     "attribution",
     "bars_figure",
@@ -44,6 +45,7 @@ __all__ = [
     "node_positions",
     "pareto_figure",
     "reference_reuse",
+    "search_calls",
     "search_tree",
     "summary_html",
     "summary_text",
@@ -61,7 +63,9 @@ _HOME = {
     "model_colors": "_style",
     "call_html": "_html",
     "diff_html": "_html",
-    "layer_html": "_html",
+    "layer_html": "_levels",
+    "search_calls": "_search",
+    "TraceBrowser": "_browser",
     "summary_text": "_text",
     "NODE_TRACE": "_graph",
     "SELECTED_TRACE": "_graph",
