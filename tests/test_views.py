@@ -19,7 +19,7 @@ from plotly.callbacks import Points
 from moa_lab import Trace, TraceError, Usage, _analysis, run, views
 from moa_lab.cli import main
 from moa_lab.testing import ChatServer, FakeLLM, completion, fake_config
-from moa_lab.views import _export, _graph, _html, _reuse
+from moa_lab.views import _card, _export, _export_data, _graph, _reuse
 
 #: A prompt the fake models repeat in their answers: markup that must stay text everywhere.
 EVIL = 'Say <script>window.__pwned=1</script> <img src=x onerror="window.__pwned=2"> %{x} & done'
@@ -588,8 +588,8 @@ def test_export_clips_the_longest_texts_when_the_page_runs_out_of_room(monkeypat
 
     with ChatServer(answer) as server:
         chatty = run("q", fake_config(server.url), cache=False, trace_path=False, progress=False)
-    monkeypatch.setattr(_export, "MESSAGE_CHARS", 150)
-    monkeypatch.setattr(_export, "TEXT_BUDGET", 1_500)
+    monkeypatch.setattr(_export_data, "MESSAGE_CHARS", 150)
+    monkeypatch.setattr(_export_data, "TEXT_BUDGET", 1_500)
     calls = dict(_call_data(views.to_html(chatty, panels=False)))
     cut = "\n\n… (the first "
     for node, shown in calls.items():
@@ -603,10 +603,10 @@ def test_export_clips_the_longest_texts_when_the_page_runs_out_of_room(monkeypat
             assert len(text.split(cut)[0]) <= 150
 
 
-def test_summary_counts_the_models_of_a_big_layer(trace, monkeypatch):
-    monkeypatch.setattr(_html, "_CHIPS_UP_TO", 2)
+def test_summary_lists_a_few_settings_of_a_big_layer_and_counts_the_rest(trace, monkeypatch):
+    monkeypatch.setattr(_card, "SETTINGS_UP_TO", 2)
     page = views.summary_html(trace)
-    assert "×1" in page and "alpha ×1" in page
+    assert "alpha" in page and "beta" in page and "… 1 more settings" in page
 
 
 def _cli(argv: list[str]) -> int:
