@@ -85,12 +85,14 @@ def graph_key_html(trace: Trace, figure: Any, *, styled: bool = True) -> str:
         )
     if any(call.role == "aggregator" for call in trace.records()):
         parts.append("<span>◆ the aggregator</span>")
-    ringed = next((list(d.customdata or ()) for d in figure.data if d.name == "cache hit"), [])
-    reused = sum(1 for node in ringed if node in trace and trace[node].reused)
+    def ringed(name: str) -> int:
+        return next((len(d.customdata or ()) for d in figure.data if d.name == name), 0)
+
+    hits, reused = ringed("cache hit"), ringed("reused from the source run")
     if reused:
         parts.append(
-            f"<span>the ring marks every answer sent nothing: {len(ringed) - reused:,} cache hits "
-            f"and {reused:,} answers this replay reused from its source run</span>"
+            f"<span>rings mark answers sent nothing: {hits:,} cache hits "
+            f"and {reused:,} answers this replay reused from its source run (violet)</span>"
         )
     if not parts:
         return ""
