@@ -29,7 +29,7 @@ from moa_lab.views._export_data import call_data, inert_json, search_data, tree_
 from moa_lab.views._export_page import PAGE_CSS, SCRIPT
 from moa_lab.views._graph import layer_graph
 from moa_lab.views._html import PANEL_CSS, ROOT_CLASS, badge_html, call_badges, call_html
-from moa_lab.views._key import graph_key_html, measures_key_html
+from moa_lab.views._key import keyed, measures_key_html
 from moa_lab.views._levels import layer_html
 from moa_lab.views._reuse import attribution, evolution, reference_reuse
 from moa_lab.views._steps import answer_call, depth_title, depth_word, depths, has_search
@@ -125,7 +125,7 @@ def _figures(trace: Trace) -> tuple[list[str], list[tuple[str, str]]]:
             "moa-graph",
             "Who read whom: an edge means the later call's prompt held the earlier call's answer. "
             'Click a node to show that call below the graph; <a href="#moa-key">key</a>.',
-            graph_key_html(trace, graph, styled=False),
+            keyed(trace, graph, styled=False),
         ),
         '<div id="moa-selected" data-initial="' + esc(first) + '"></div>',
         _figure(
