@@ -116,7 +116,7 @@ def _from_event_stream(text: str) -> dict[str, Any]:
     """A chat.completion assembled from the chunks of an event stream (``data: {...}`` lines)."""
     content: list[str] = []
     reasoning: list[str] = []
-    finish = model = usage = None
+    finish = model = usage = timed = None
     for line in text.splitlines():
         if not line.startswith("data:"):
             continue
@@ -128,6 +128,7 @@ def _from_event_stream(text: str) -> dict[str, Any]:
             return chunk
         model = chunk.get("model") or model
         usage = chunk.get("usage") or usage
+        timed = chunk.get("timings") or timed  # llama.cpp's servers send it in the last chunk
         for choice in chunk.get("choices") or []:
             delta = choice.get("delta") or {}
             content.append(delta.get("content") or "")
@@ -140,6 +141,7 @@ def _from_event_stream(text: str) -> dict[str, Any]:
         "model": model,
         "choices": [{"index": 0, "message": message, "finish_reason": finish}],
         "usage": usage,
+        "timings": timed,
     }
 
 

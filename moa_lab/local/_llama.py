@@ -51,11 +51,16 @@ def _serving_llama() -> type:
         raise ConfigError(_MISSING) from None
 
     import numpy as np
-    from llama_cpp import llama_get_logits_ith
+    from llama_cpp import llama_get_logits_ith, llama_vocab_is_eog
 
     class ServingLlama(Llama):
-        """A Llama that reports every token it generates to ``on_token`` (for progress bars), and
-        starts every call as if from an empty context.
+        """A Llama that reports every token it generates to ``on_token`` (for progress bars and
+        streaming), and starts every call as if from an empty context.
+
+        ``on_token(piece)`` gets, for each token, the answer's text that became certain with it
+        (often the token's text, or '' while a character is split across tokens or the text may be
+        the start of a stop sequence); the pieces so far are always a prefix of the answer the call
+        returns, which the caller completes from that answer.
 
         A prompt different from the last one is prefilled from an empty context. A prompt equal to
         the last one prefilled (a Self-MoA proposer after another) is not prefilled again: its
@@ -64,11 +69,12 @@ def _serving_llama() -> type:
         from an empty context computes (``prompt_cached`` says how many prompt tokens it reused).
         """
 
-        on_token: Callable[[], None] | None = None
+        on_token: Callable[[str], None] | None = None
         #: Prompt tokens the last call took from the cache instead of prefilling them.
         prompt_cached = 0
         _prefilled: list[int] | None = None
         _prefill_logits: Any = None
+        _stops: tuple[str, ...] = ()
 
         def _last_logits(self) -> Any:
             """The logits llama.cpp will sample the next token from (a view of its own buffer)."""
@@ -86,12 +92,22 @@ def _serving_llama() -> type:
             else:
                 self.reset()
             self.prompt_cached = len(tokens) if reuse else 0
+            text = _AnswerText(self._stops)
             for number, token in enumerate(super().generate(tokens, *args, **kwargs)):
                 if number == 0 and not reuse:
                     self._prefilled, self._prefill_logits = tokens, self._last_logits().copy()
                 if self.on_token is not None:
-                    self.on_token()
+                    # The end-of-generation token is no text, as llama-cpp-python counts it.
+                    eog = llama_vocab_is_eog(self._model.vocab, token)
+                    self.on_token("" if eog else text.add(self.detokenize([token])))
                 yield token
+
+        def create_completion(self, *args: Any, **kwargs: Any) -> Any:
+            # The chat handlers pass the chat format's stop strings here; the text streamed holds
+            # back what may be the start of one, as the answer will end before it.
+            stop = kwargs.get("stop") or []
+            self._stops = (stop,) if isinstance(stop, str) else tuple(stop)
+            return super().create_completion(*args, **kwargs)
 
         def reset(self) -> None:
             """Forget the context, the saved prefill included."""
@@ -99,6 +115,39 @@ def _serving_llama() -> type:
             self._prefilled, self._prefill_logits = None, None
 
     return ServingLlama
+
+
+class _AnswerText:
+    """The text of an answer as its tokens' bytes arrive: what is certain so far, piece by piece.
+
+    llama-cpp-python decodes the whole answer's bytes (ignoring invalid UTF-8) and cuts it before
+    the first stop string. So a piece leaves out bytes of a character not yet complete, and text
+    that could be the start of a stop string, until the next tokens settle them; once a stop string
+    appears nothing more is certain (the answer ends before it).
+    """
+
+    def __init__(self, stops: tuple[str, ...]):
+        self._stops = [stop for stop in stops if stop]
+        self._bytes = b""
+        self._given = 0
+        self._stopped = False
+
+    def add(self, data: bytes) -> str:
+        """Take a token's bytes; return the text they made certain ('' if none)."""
+        self._bytes += data
+        if self._stopped:
+            return ""
+        text = self._bytes.decode("utf-8", errors="ignore")  # an incomplete last character drops
+        if any(stop in text for stop in self._stops):
+            self._stopped = True
+            return ""
+        held = max(
+            (n for stop in self._stops for n in range(1, len(stop)) if text.endswith(stop[:n])),
+            default=0,
+        )
+        piece = text[self._given : len(text) - held]
+        self._given += len(piece)
+        return piece
 
 
 def n_threads() -> int:
