@@ -22,7 +22,7 @@ import httpx2
 import openai
 
 from moa_lab._errors import CallError, ConfigError
-from moa_lab._responses import read_completion
+from moa_lab._responses import clean_text, read_completion
 from moa_lab._trace import Usage
 
 __all__ = [
@@ -431,5 +431,7 @@ def _first_line(text: str, limit: int = 300) -> str:
 
 
 def _scrub(text: str, key_env: str | None) -> str:
+    """An error's text without the key, and without lone surrogates (an endpoint's error body may
+    hold them, and the trace that records the error could not be written)."""
     key = os.environ.get(key_env) if key_env else None
-    return text.replace(key, "***") if key else text
+    return clean_text(text.replace(key, "***") if key else text)[0]

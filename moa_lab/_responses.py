@@ -196,10 +196,17 @@ def read_completion(status: int, content_type: str, body: str, *, where: str) ->
     # (togethercomputer/MoA, utils.generate_together), so references carry no stray blank lines.
     text = text.strip()
     reasoning = "\n\n".join(r for r in (field, inline) if r) or None
-    repaired = 0
+    # Every string that reaches the trace and the cache: neither can store a lone surrogate.
     text, repaired = clean_text(text)
     if reasoning is not None:
         reasoning, more = clean_text(reasoning)
+        repaired += more
+    served = data.get("model") if isinstance(data.get("model"), str) else None
+    if served is not None:
+        served, more = clean_text(served)
+        repaired += more
+    if finish is not None:
+        finish, more = clean_text(finish)
         repaired += more
     warnings = (
         (f"replaced {repaired} invalid character(s) (lone UTF-16 surrogates) with U+FFFD",)
@@ -220,7 +227,6 @@ def read_completion(status: int, content_type: str, body: str, *, where: str) ->
         raise CallError(
             f"{came}: an empty answer{after} (finish_reason {finish})", status=status, retryable=True
         )
-    served = data.get("model") if isinstance(data.get("model"), str) else None
     return Answer(text, finish, reasoning, usage, served, warnings, timings(data.get("timings")))
 
 

@@ -85,6 +85,7 @@ def graph_key_html(trace: Trace, figure: Any, *, styled: bool = True) -> str:
         )
     if any(call.role == "aggregator" for call in trace.records()):
         parts.append("<span>◆ the aggregator</span>")
+
     def ringed(name: str) -> int:
         return next((len(d.customdata or ()) for d in figure.data if d.name == name), 0)
 
