@@ -252,9 +252,28 @@ def read_trace_file(path: Path) -> dict[str, Any]:
         raise TraceError(f"{path}: no such trace file")
     try:
         text = path.read_text("utf-8")
-        return _from_journal(text) if text.startswith('{"journal"') else json.loads(text)
+        data = _from_journal(text) if text.startswith('{"journal"') else json.loads(text)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise TraceError(f"{path}: not a JSON trace ({exc})") from None
+    # A lone surrogate can only come from a ``\ud800`` escape; no terminal, page or file takes it.
+    return _without_surrogates(data) if _ESCAPED_SURROGATE.search(text) else data
+
+
+_ESCAPED_SURROGATE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def _without_surrogates(value: Any) -> Any:
+    """``value`` with every lone UTF-16 surrogate in its strings (keys too) replaced by U+FFFD."""
+    if isinstance(value, str):
+        return _SURROGATE.sub("\ufffd", value)
+    if isinstance(value, list):
+        return [_without_surrogates(v) for v in value]
+    if isinstance(value, dict):
+        return {_without_surrogates(k): _without_surrogates(v) for k, v in value.items()}
+    return value
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def _from_journal(text: str) -> dict[str, Any]:
