@@ -324,7 +324,13 @@ def load_config(path: str | Path) -> RunSettings:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: no such config file")
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{path}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at {exc.start}); "
+            "save it as UTF-8"
+        ) from None
     suffix = path.suffix.lower()
     try:
         if suffix in (".yaml", ".yml"):
@@ -340,6 +346,23 @@ def load_config(path: str | Path) -> RunSettings:
         raise ConfigError(f"{path}: not valid {suffix[1:].upper()}: {detail}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: the top level must be a mapping of config fields")
+    if _has_surrogate(data):
+        raise ConfigError(
+            f"{path}: holds an escape of a lone UTF-16 surrogate (such as \\ud800), which is no "
+            "text; remove it"
+        )
     from moa_lab._strategies import config_from_dict  # the strategies build on this module
 
     return config_from_dict(data, source=str(path))
+
+
+def _has_surrogate(value: Any) -> bool:
+    """Whether any string in parsed config data holds a lone surrogate (YAML and JSON escapes
+    make them; no trace or cache could store the text)."""
+    if isinstance(value, str):
+        return any("\ud800" <= ch <= "\udfff" for ch in value)
+    if isinstance(value, dict):
+        return any(_has_surrogate(k) or _has_surrogate(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_surrogate(v) for v in value)
+    return False

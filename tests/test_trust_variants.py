@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from moa_lab import Trace
 from moa_lab.cli import main
 
@@ -30,3 +32,50 @@ def test_a_trace_holding_lone_surrogate_escapes_is_read_shown_viewed_and_replaye
     assert main(["view", str(path), "--html", str(tmp_path / "t.html")]) == 0
     assert "half an emoji" in (tmp_path / "t.html").read_text("utf-8")
     assert main(["replay", str(path), "--dry-run", "--prompt", "Why?", "--no-cache"]) == 0
+
+
+# -- environment errors: text that is not UTF-8, anywhere a user gives it ------------------------
+BAD = b"\xff".decode("utf-8", "surrogateescape")  # what Python makes of a non-UTF-8 argument byte
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [["--prompt", f"caf{BAD}"], ["--user", "L1.0", f"x{BAD}"], ["--model", "L1.0", f"m{BAD}"]],
+    ids=["prompt", "user", "model"],
+)
+def test_replay_arguments_that_are_not_utf8_are_one_line(extra, tmp_path, cli_fails):
+    out = tmp_path / "r.json"
+    argv = ["replay", str(OLD / "failed-proposer.json"), *extra, "--no-cache", "--trace-out", str(out)]
+    cli_fails(r"not valid UTF-8", argv)
+    assert not out.exists()
+
+
+def test_a_template_file_that_is_not_utf8_is_one_line(tmp_path, cli_fails):
+    template = tmp_path / "t.txt"
+    template.write_bytes(b"Check \xff\xfe:\n{references}")
+    argv = ["replay", str(OLD / "failed-proposer.json"), "--aggregator-prompt", str(template)]
+    cli_fails(r"--aggregator-prompt: .*t\.txt is not UTF-8 text \(byte 0xff", [*argv, "--dry-run"])
+
+
+@pytest.mark.parametrize(
+    "text",
+    [b"layers: 2\nproposers: [{model: \xff}]\n", b'layers: 2\nproposers: [{model: "a\\ud800"}]\n'],
+    ids=["bytes", "escape"],
+)
+def test_a_config_file_with_text_that_is_not_utf8_is_one_line(text, fake, tmp_path, cli_fails):
+    config = tmp_path / "c.yaml"
+    config.write_bytes(text)
+    out = tmp_path / "t.json"
+    cli_fails(
+        r"c\.yaml: .*(not UTF-8|surrogate)",
+        ["run", "Hi", "--config", str(config), "--trace-out", str(out)],
+    )
+    assert not out.exists()
+
+
+def test_model_names_that_are_not_utf8_are_one_line(fake, tmp_path, cli_fails):
+    out = tmp_path / "t.json"
+    argv = ["run", "Hi", "--base-url", fake.url, "--no-cache", "--trace-out", str(out)]
+    cli_fails(r"--proposers: .*not valid UTF-8", [*argv, "--proposers", f"a,b{BAD}"])
+    cli_fails(r"--model: .*not valid UTF-8", [*argv, "--model", f"b{BAD}"])
+    assert not out.exists()
