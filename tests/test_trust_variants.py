@@ -79,3 +79,26 @@ def test_model_names_that_are_not_utf8_are_one_line(fake, tmp_path, cli_fails):
     cli_fails(r"--proposers: .*not valid UTF-8", [*argv, "--proposers", f"a,b{BAD}"])
     cli_fails(r"--model: .*not valid UTF-8", [*argv, "--model", f"b{BAD}"])
     assert not out.exists()
+
+
+# -- nothing lost: a page or a record that cannot be written says so ------------------------------
+def test_a_page_that_cannot_be_written_is_one_line_and_leaves_no_half_page(tmp_path, cli_fails):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    trace = str(OLD / "failed-proposer.json")
+    cli_fails(
+        r"cannot write the page to .*file is a file, not a folder",
+        ["view", trace, "--html", f"{blocker}/t.html"],
+    )
+
+
+def test_an_approval_that_cannot_be_recorded_is_an_error_not_a_false_yes(
+    tmp_path, monkeypatch, cli_fails
+):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv("MOA_LAB_CONFIG_DIR", str(blocker / "config"))
+    cli_fails(
+        r"cannot record the approval in .*approved-keys\.json", ["approve", "api.example.com", "K"]
+    )
+    assert main(["approve", "--list"]) == 0
