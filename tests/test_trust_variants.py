@@ -102,3 +102,21 @@ def test_an_approval_that_cannot_be_recorded_is_an_error_not_a_false_yes(
         r"cannot record the approval in .*approved-keys\.json", ["approve", "api.example.com", "K"]
     )
     assert main(["approve", "--list"]) == 0
+
+
+@pytest.mark.parametrize(
+    ("field", "value"), [("strategy", ["debate"]), ("strategy", {"a": 1}), ("agents", 3)]
+)
+def test_a_debate_trace_with_a_config_field_of_the_wrong_type_is_one_line(field, value, fake, tmp_path):
+    from moa_lab import Agent, DebateConfig, TraceError, run
+
+    agents = [Agent(model=m, base_url=fake.url) for m in ("a", "b")]
+    trace = run("What is 17 * 24?", DebateConfig(agents=agents, rounds=1), cache=False, progress=False)
+    data = trace.to_dict()
+    data["graph"]["config"][field] = value
+    path = tmp_path / "t.json"
+    path.write_text(json.dumps(data))
+    with pytest.raises(TraceError, match=rf"config\.{field}"):
+        Trace.load(path)
+    for argv in (["show", str(path)], ["export", str(path), "--out", str(tmp_path / "s.jsonl")]):
+        assert main(argv) == 1
