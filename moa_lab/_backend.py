@@ -22,7 +22,7 @@ import httpx2
 import openai
 
 from moa_lab._errors import CallError, ConfigError
-from moa_lab._responses import clean_text, read_completion
+from moa_lab._responses import clean_text, read_completion, reasoning_of
 from moa_lab._trace import Usage
 
 __all__ = [
@@ -353,9 +353,7 @@ def _delta(data: str) -> tuple[str, str, bool]:
         if not isinstance(choice, dict):
             continue
         delta = choice.get("delta") if isinstance(choice.get("delta"), dict) else {}
-        for key in ("reasoning_content", "reasoning"):
-            if isinstance(delta.get(key), str):
-                thinking += delta[key]
+        thinking += reasoning_of(delta) or ""
         if isinstance(delta.get("content"), str):
             answer += delta["content"]
         finished = finished or bool(choice.get("finish_reason"))

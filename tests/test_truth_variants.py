@@ -7,6 +7,9 @@ replies are crafted per model, and fails without the fix it guards.
 from __future__ import annotations
 
 import json
+import re
+
+import pytest
 
 import moa_lab
 from moa_lab import Trace
@@ -56,3 +59,74 @@ def test_a_lone_surrogate_anywhere_in_a_reply_is_replaced_and_the_calls_are_kept
     assert kept["L1.1"].finish_reason == "stop\ufffd" and kept["L1.1"].warnings
     assert "bad \ufffd input" in kept["L1.2"].error
     assert trace["L1.0"].response == "alpha answers"
+
+
+# -- an answer is an answer only when it has text; reasoning is kept, and kept apart ---------------
+def _message(answer, finish=None, usage=None, **message):
+    answer["choices"][0]["message"] = {"role": "assistant", **message}
+    if finish:
+        answer["choices"][0]["finish_reason"] = finish
+    if usage:
+        answer["usage"] = {**answer["usage"], **usage}
+    return answer
+
+
+SPENT = r"the model spent all \d+ tokens reasoning and gave no answer; raise max_tokens"
+EXHAUSTED = {
+    "thinking-field": (lambda a: _message(a, "length", content=None, thinking="Hmm, first..."), SPENT),
+    "reasoning-details": (
+        lambda a: _message(
+            a, "length", content=None, reasoning_details=[{"type": "reasoning.text", "text": "Hmm"}]
+        ),
+        SPENT,
+    ),
+    "hidden-reasoning": (
+        lambda a: _message(
+            a, "length", {"completion_tokens_details": {"reasoning_tokens": 2}}, content=""
+        ),
+        SPENT,
+    ),
+    "no-reasoning": (
+        lambda a: _message(a, "length", content=""),
+        r"the model used all \d+ tokens and gave no answer; raise max_tokens",
+    ),
+}
+
+
+@pytest.mark.parametrize("mode", sorted(EXHAUSTED))
+def test_an_answer_cut_off_before_it_began_says_raise_max_tokens_and_is_not_retried(mode):
+    reply, expected = EXHAUSTED[mode]
+    with _crafted({"beta": reply}) as server:
+        trace = _run(fake_config(server.url, max_retries=2))
+        sent = len([r for r in server.chat_requests() if r.model == "beta"])
+    failed = trace["L1.1"]
+    assert failed.response is None and re.search(expected, failed.error), failed.error
+    assert sent == 1  # the same request would spend the same budget again
+
+
+WHY = "A is longer but B is correct."
+THOUGHTS = {
+    "thinking-field": lambda a: _message(a, content="B", thinking=WHY),
+    "upper-case-tags": lambda a: _message(a, content=f"<THINK>{WHY}</THINK>B"),
+    "thought-tags": lambda a: _message(a, content=f"<thought>{WHY}</thought>\nB"),
+    "reasoning-tags": lambda a: _message(a, content=f"<reasoning>{WHY}</reasoning>B"),
+    "content-parts": lambda a: _message(
+        a,
+        content=[
+            {
+                "type": "thinking",
+                "thinking": [{"type": "text", "text": WHY}],
+            },
+            {"type": "text", "text": "B"},
+        ],
+    ),
+}
+
+
+@pytest.mark.parametrize("mode", sorted(THOUGHTS))
+def test_thinking_in_any_shape_is_kept_apart_from_the_answer(mode):
+    with _crafted({"beta": THOUGHTS[mode]}) as server:
+        trace = _run(fake_config(server.url, max_retries=0))
+    call = trace["L1.1"]
+    assert call.response == "B" and call.reasoning == WHY
+    assert "A is longer" not in trace["L2.0"].messages[0]["content"]
