@@ -130,3 +130,22 @@ def test_thinking_in_any_shape_is_kept_apart_from_the_answer(mode):
     call = trace["L1.1"]
     assert call.response == "B" and call.reasoning == WHY
     assert "A is longer" not in trace["L2.0"].messages[0]["content"]
+
+
+# -- experiments: a verdict is read from what the judge states, never from a first mention -------
+@pytest.mark.parametrize(
+    ("reply", "verdict"),
+    [
+        ("Response A is longer, but Response B is better.", "B"),
+        ("Both are fine, but **B** wins.", "B"),
+        ("A and B are equally good.", "tie"),
+        ("Compared with Response A, Response B is clearly more accurate.", None),
+        ("Response A is longer but contains errors.", None),
+    ],
+)
+def test_a_judge_reply_that_names_both_responses_is_read_by_its_verdict_or_counted_unreadable(
+    reply, verdict
+):
+    from moa_lab.experiments._scoring import parse_verdict
+
+    assert parse_verdict(reply) == verdict
