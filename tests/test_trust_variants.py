@@ -120,3 +120,15 @@ def test_a_debate_trace_with_a_config_field_of_the_wrong_type_is_one_line(field,
         Trace.load(path)
     for argv in (["show", str(path)], ["export", str(path), "--out", str(tmp_path / "s.jsonl")]):
         assert main(argv) == 1
+
+
+# -- names readable in any script ----------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("prompt", "slug"),
+    [("नमस्ते दुनिया", "नमस्ते-दुनिया"), ("ท้องฟ้าสีอะไร", "ท้องฟ้าสีอะไร"), ("مَرْحَبًا بِكُم", "مَرْحَبًا-بِكُم")],
+    ids=["devanagari", "thai", "arabic"],
+)
+def test_a_prompt_keeps_its_vowel_signs_in_the_trace_name(prompt, slug):
+    from moa_lab._trace.files import default_trace_path
+
+    assert default_trace_path(prompt, "0123456789ab").name.endswith(f"-{slug}-0123456789ab.json")

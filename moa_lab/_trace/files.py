@@ -65,8 +65,12 @@ def default_trace_path(prompt: str, run_id: str, *, kind: str = "", when: float 
     readable names) and the run id makes the name unique, even for runs started the same second.
     """
     stamp = datetime.fromtimestamp(when or time.time()).strftime("%Y%m%d-%H%M%S")
-    words = re.sub(r"[\W_]+", "-", unicodedata.normalize("NFC", prompt).lower())
-    slug = words.strip("-")[:40].rstrip("-") or "run"
+    # Letters, digits and marks (the vowel signs of Devanagari, Thai, Arabic...) of any script.
+    kept = "".join(
+        ch if unicodedata.category(ch)[0] in "LMN" else "-"
+        for ch in unicodedata.normalize("NFC", prompt[:400]).lower()
+    )
+    slug = re.sub(r"-+", "-", kept).strip("-")[:40].rstrip("-") or "run"
     parts = [stamp, slug, *([kind] if kind else []), run_id]
     return Path(os.environ.get(TRACE_DIR_ENV, "traces")) / f"{'-'.join(parts)}.json"
 
