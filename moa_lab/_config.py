@@ -48,7 +48,7 @@ def _without_secrets(url: str) -> str:
     parsed = urlparse(url)
     host = parsed.hostname or ""
     port = f":{parsed.port}" if _port(parsed) else ""
-    return f"{parsed.scheme}://{host}{port}{parsed.path}" if parsed.scheme else "<a URL>"
+    return f"{parsed.scheme}://{host}{port}{parsed.path.split(';')[0]}" if parsed.scheme else "<a URL>"
 
 
 def _port(parsed: Any) -> int | None:
@@ -106,7 +106,8 @@ class Agent(BaseModel):
                 f"{shown!r} is not an http(s) URL; give one like https://api.openai.com/v1 "
                 "or 'local' for the embedded model"
             )
-        if parsed.username or parsed.password or parsed.query or parsed.fragment:
+        # ``;key=...`` (path parameters) and a bare ``?`` break the request path as a query does.
+        if parsed.username or parsed.password or parsed.params or any(c in value for c in "?#;"):
             # A key in the URL would be written to traces, pages and error lines, and a query
             # string breaks the request path: refuse it before anything is sent or written.
             raise ValueError(

@@ -149,3 +149,22 @@ def test_a_judge_reply_that_names_both_responses_is_read_by_its_verdict_or_count
     from moa_lab.experiments._scoring import parse_verdict
 
     assert parse_verdict(reply) == verdict
+
+
+# -- keys and endpoints --------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:9/v1;api_key=sk-SECRET123",
+        "http://127.0.0.1:9/v1?",
+        "http://:sk-SECRET123@127.0.0.1:9/v1",
+    ],
+)
+def test_other_urls_with_a_key_or_a_query_are_refused_before_anything_is_written(url, tmp_path, capsys):
+    from moa_lab.cli import main
+
+    out = tmp_path / "t.json"
+    status = main(["run", "Hi", "--base-url", url, "--proposers", "a", "--trace-out", str(out)])
+    err = capsys.readouterr().err
+    assert status == 1 and "SECRET" not in err and "--api-key-env" in err and err.count("\n") == 1
+    assert not out.exists()
