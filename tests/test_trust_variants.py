@@ -132,3 +132,22 @@ def test_a_prompt_keeps_its_vowel_signs_in_the_trace_name(prompt, slug):
     from moa_lab._trace.files import default_trace_path
 
     assert default_trace_path(prompt, "0123456789ab").name.endswith(f"-{slug}-0123456789ab.json")
+
+
+@pytest.mark.parametrize(
+    ("field", "value"), [("value", None), ("value", "x"), ("value", []), ("states", 3), ("states", 1.5)]
+)
+def test_a_search_trace_with_odd_annotations_is_still_shown(field, value, tmp_path, capsys):
+    from moa_lab import Agent, ToTConfig, run
+    from moa_lab.testing import ChatServer, game24_oracle
+
+    with ChatServer(game24_oracle) as server:
+        config = ToTConfig(agent=Agent(model="o", base_url=server.url), task="game24", steps=1)
+        trace = run("4 5 6 10", config, cache=False, progress=False, trace_path=False)
+    data = trace.to_dict()
+    evaluator = next(n for n in data["nodes"] if n["role"] == "evaluator")
+    evaluator["annotations"][field] = value
+    path = tmp_path / "t.json"
+    path.write_text(json.dumps(data))
+    assert main(["show", str(path)]) == 0
+    assert evaluator["id"] in capsys.readouterr().out
