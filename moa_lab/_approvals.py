@@ -77,9 +77,10 @@ def approved(host: str, key_env: str) -> bool:
     return (host, key_env) in KNOWN_PAIRS or (host, key_env) in _load()
 
 
-def approve(pairs: Iterable[tuple[str, str]]) -> None:
+def approve(pairs: Iterable[tuple[str, str]], *, strict: bool = False) -> None:
     """Record (host, variable) pairs as approved; a record that cannot be written is skipped quietly
-    (the pairs are then asked about again next time, which is safe)."""
+    (the pairs are then asked about again next time, which is safe), or with ``strict`` (the user
+    asked for this approval) is a ``ConfigError`` saying why."""
     new = {(h, k) for h, k in pairs if (h, k) not in KNOWN_PAIRS}
     known = _load()
     if new <= known:
@@ -89,8 +90,12 @@ def approve(pairs: Iterable[tuple[str, str]]) -> None:
     text = json.dumps({"approved": entries}, indent=1) + "\n"
     try:
         write_atomically(path, text)
-    except OSError:
-        return
+    except OSError as exc:
+        if strict:
+            raise ConfigError(
+                f"cannot record the approval in {path} ({exc.strerror or exc}); make its folder "
+                f"writable or set ${CONFIG_ENV} to another folder"
+            ) from None
 
 
 def check_keys(

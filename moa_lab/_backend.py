@@ -22,7 +22,7 @@ import httpx2
 import openai
 
 from moa_lab._errors import CallError, ConfigError
-from moa_lab._responses import read_completion
+from moa_lab._responses import clean_text, read_completion, reasoning_of
 from moa_lab._trace import Usage
 
 __all__ = [
@@ -353,9 +353,7 @@ def _delta(data: str) -> tuple[str, str, bool]:
         if not isinstance(choice, dict):
             continue
         delta = choice.get("delta") if isinstance(choice.get("delta"), dict) else {}
-        for key in ("reasoning_content", "reasoning"):
-            if isinstance(delta.get(key), str):
-                thinking += delta[key]
+        thinking += reasoning_of(delta) or ""
         if isinstance(delta.get("content"), str):
             answer += delta["content"]
         finished = finished or bool(choice.get("finish_reason"))
@@ -431,5 +429,7 @@ def _first_line(text: str, limit: int = 300) -> str:
 
 
 def _scrub(text: str, key_env: str | None) -> str:
+    """An error's text without the key, and without lone surrogates (an endpoint's error body may
+    hold them, and the trace that records the error could not be written)."""
     key = os.environ.get(key_env) if key_env else None
-    return text.replace(key, "***") if key else text
+    return clean_text(text.replace(key, "***") if key else text)[0]

@@ -20,12 +20,23 @@ from typing import Any
 from moa_lab._errors import CallError
 from moa_lab._trace import Usage
 
-__all__ = ["Answer", "clean_text", "read_completion", "split_reasoning", "timings"]
+__all__ = [
+    "REASONING_FIELDS",
+    "Answer",
+    "clean_text",
+    "read_completion",
+    "reasoning_of",
+    "split_reasoning",
+    "timings",
+]
 
 _PREVIEW = 120
 #: Tags reasoning models wrap their thinking in, at the start of ``content``.
-_THINK = re.compile(r"^\s*<(think|thinking)>(.*?)(?:</\1>|\Z)", re.DOTALL)
-_CLOSE_ONLY = re.compile(r"^(.*?)</(think|thinking)>", re.DOTALL)
+_TAGS = "think|thinking|thought|reasoning"
+_THINK = re.compile(rf"^\s*<({_TAGS})>(.*?)(?:</\1>|\Z)", re.DOTALL | re.IGNORECASE)
+_CLOSE_ONLY = re.compile(rf"^(.*?)</({_TAGS})>", re.DOTALL | re.IGNORECASE)
+#: Fields reasoning models put their thinking in, beside ``content`` (DeepSeek, vLLM, Groq, Ollama...).
+REASONING_FIELDS = ("reasoning_content", "reasoning", "thinking")
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
@@ -62,9 +73,49 @@ def split_reasoning(content: str) -> tuple[str | None, str]:
     if opened:
         return opened.group(2).strip(), content[opened.end() :].strip()
     closed = _CLOSE_ONLY.match(content)
-    if closed and "<think" not in closed.group(1):
+    if closed and "<" + closed.group(2).lower() not in closed.group(1).lower():
         return closed.group(1).strip(), content[closed.end() :].strip()
     return None, content
+
+
+def reasoning_of(message: dict[str, Any]) -> str | None:
+    """The thinking a message (or a stream's delta) holds in a field of its own, if any: a string
+    field, or OpenRouter's ``reasoning_details`` list of ``{text}`` / ``{summary}`` parts."""
+    field = next((message[k] for k in REASONING_FIELDS if isinstance(message.get(k), str)), None)
+    if field is not None:
+        return field
+    details = message.get("reasoning_details")
+    if isinstance(details, list):
+        pieces = [_part_text(d, "text", "summary") for d in details if isinstance(d, dict)]
+        return "".join(pieces) or None
+    return None
+
+
+def _part_text(part: dict[str, Any], *keys: str) -> str:
+    """The text of one content part: the first of ``keys`` that is a string, or a list of parts."""
+    for key in keys:
+        value = part.get(key)
+        if isinstance(value, str):
+            return value
+        if isinstance(value, list):
+            return "".join(_part_text(p, "text") for p in value if isinstance(p, dict))
+    return ""
+
+
+def _content(value: Any) -> tuple[str, str | None]:
+    """The answer text of a message's ``content`` and the thinking it carries: a string, or a list
+    of parts (``{"type": "text", "text": ...}``; Mistral's ``{"type": "thinking", ...}`` parts)."""
+    if isinstance(value, str):
+        return value, None
+    if not isinstance(value, list):
+        return "", None
+    parts = [p for p in value if isinstance(p, dict)]
+    thinking = {"thinking", "reasoning"}
+    text = "".join(_part_text(p, "text") for p in parts if p.get("type") not in thinking)
+    reasoning = "".join(
+        _part_text(p, "thinking", "reasoning", "text") for p in parts if p.get("type") in thinking
+    )
+    return text, reasoning or None
 
 
 def _preview(text: str) -> str:
@@ -131,8 +182,8 @@ def _from_event_stream(text: str) -> dict[str, Any]:
         timed = chunk.get("timings") or timed  # llama.cpp's servers send it in the last chunk
         for choice in chunk.get("choices") or []:
             delta = choice.get("delta") or {}
-            content.append(delta.get("content") or "")
-            reasoning.append(delta.get("reasoning_content") or delta.get("reasoning") or "")
+            content.append(delta.get("content") if isinstance(delta.get("content"), str) else "")
+            reasoning.append(reasoning_of(delta) or "")
             finish = choice.get("finish_reason") or finish
     message: dict[str, Any] = {"role": "assistant", "content": "".join(content)}
     if any(reasoning):
@@ -188,20 +239,24 @@ def read_completion(status: int, content_type: str, body: str, *, where: str) ->
     message = choice.get("message") if isinstance(choice.get("message"), dict) else {}
     finish = choice.get("finish_reason") if isinstance(choice.get("finish_reason"), str) else None
     usage = _usage(data.get("usage"))
-    content = message.get("content") if isinstance(message.get("content"), str) else ""
-    field = next(
-        (message[k] for k in ("reasoning_content", "reasoning") if isinstance(message.get(k), str)),
-        None,
-    )
+    content, parts_reasoning = _content(message.get("content"))
+    field = reasoning_of(message) or parts_reasoning
     inline, text = split_reasoning(content)
     # Stripped as it arrives, as the paper's reference implementation strips every output
     # (togethercomputer/MoA, utils.generate_together), so references carry no stray blank lines.
     text = text.strip()
     reasoning = "\n\n".join(r for r in (field, inline) if r) or None
-    repaired = 0
+    # Every string that reaches the trace and the cache: neither can store a lone surrogate.
     text, repaired = clean_text(text)
     if reasoning is not None:
         reasoning, more = clean_text(reasoning)
+        repaired += more
+    served = data.get("model") if isinstance(data.get("model"), str) else None
+    if served is not None:
+        served, more = clean_text(served)
+        repaired += more
+    if finish is not None:
+        finish, more = clean_text(finish)
         repaired += more
     warnings = (
         (f"replaced {repaired} invalid character(s) (lone UTF-16 surrogates) with U+FFFD",)
@@ -210,10 +265,16 @@ def read_completion(status: int, content_type: str, body: str, *, where: str) ->
     )
     if not text.strip():
         used = usage.completion_tokens if usage and usage.completion_tokens is not None else "its"
-        if reasoning and finish == "length":
+        hidden = bool(usage and usage.reasoning_tokens)  # o-series models keep their thinking
+        if (reasoning or hidden) and finish == "length":
             raise CallError(
                 f"{came}: the model spent all {used} tokens reasoning and gave no answer; "
                 "raise max_tokens",
+                status=status,
+            )
+        if finish == "length":
+            raise CallError(
+                f"{came}: the model used all {used} tokens and gave no answer; raise max_tokens",
                 status=status,
             )
         if finish == "content_filter":
@@ -222,7 +283,6 @@ def read_completion(status: int, content_type: str, body: str, *, where: str) ->
         raise CallError(
             f"{came}: an empty answer{after} (finish_reason {finish})", status=status, retryable=True
         )
-    served = data.get("model") if isinstance(data.get("model"), str) else None
     return Answer(text, finish, reasoning, usage, served, warnings, timings(data.get("timings")))
 
 

@@ -65,8 +65,12 @@ def default_trace_path(prompt: str, run_id: str, *, kind: str = "", when: float 
     readable names) and the run id makes the name unique, even for runs started the same second.
     """
     stamp = datetime.fromtimestamp(when or time.time()).strftime("%Y%m%d-%H%M%S")
-    words = re.sub(r"[\W_]+", "-", unicodedata.normalize("NFC", prompt).lower())
-    slug = words.strip("-")[:40].rstrip("-") or "run"
+    # Letters, digits and marks (the vowel signs of Devanagari, Thai, Arabic...) of any script.
+    kept = "".join(
+        ch if unicodedata.category(ch)[0] in "LMN" else "-"
+        for ch in unicodedata.normalize("NFC", prompt[:400]).lower()
+    )
+    slug = re.sub(r"-+", "-", kept).strip("-")[:40].rstrip("-") or "run"
     parts = [stamp, slug, *([kind] if kind else []), run_id]
     return Path(os.environ.get(TRACE_DIR_ENV, "traces")) / f"{'-'.join(parts)}.json"
 
@@ -252,9 +256,28 @@ def read_trace_file(path: Path) -> dict[str, Any]:
         raise TraceError(f"{path}: no such trace file")
     try:
         text = path.read_text("utf-8")
-        return _from_journal(text) if text.startswith('{"journal"') else json.loads(text)
+        data = _from_journal(text) if text.startswith('{"journal"') else json.loads(text)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise TraceError(f"{path}: not a JSON trace ({exc})") from None
+    # A lone surrogate can only come from a ``\ud800`` escape; no terminal, page or file takes it.
+    return _without_surrogates(data) if _ESCAPED_SURROGATE.search(text) else data
+
+
+_ESCAPED_SURROGATE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def _without_surrogates(value: Any) -> Any:
+    """``value`` with every lone UTF-16 surrogate in its strings (keys too) replaced by U+FFFD."""
+    if isinstance(value, str):
+        return _SURROGATE.sub("\ufffd", value)
+    if isinstance(value, list):
+        return [_without_surrogates(v) for v in value]
+    if isinstance(value, dict):
+        return {_without_surrogates(k): _without_surrogates(v) for k, v in value.items()}
+    return value
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def _from_journal(text: str) -> dict[str, Any]:

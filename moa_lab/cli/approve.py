@@ -35,7 +35,7 @@ def _approve(args: argparse.Namespace) -> int:
         return 0
     if not args.host or not args.variable:
         raise ConfigError("give the host and the variable: moa-lab approve HOST VARIABLE")
-    approve([(args.host.lower(), args.variable)])
+    approve([(args.host.lower(), args.variable)], strict=True)
     print(
         f"approved: ${args.variable} may go to {args.host.lower()} ({approvals_file()})", file=sys.stderr
     )

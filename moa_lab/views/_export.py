@@ -24,6 +24,7 @@ import plotly.io as pio
 from plotly.offline import get_plotlyjs
 
 from moa_lab._trace import Trace
+from moa_lab._trace.files import write_atomically
 from moa_lab.views._card import summary_html
 from moa_lab.views._export_data import call_data, inert_json, search_data, tree_calls
 from moa_lab.views._export_page import PAGE_CSS, SCRIPT
@@ -186,8 +187,9 @@ def to_html(trace: Trace, *, panels: bool | None = None) -> str:
 
 
 def export_html(trace: Trace, path: str | Path, *, panels: bool | None = None) -> Path:
-    """Write the page to ``path`` (parents created) and return the path (``panels``: see to_html)."""
+    """Write the page to ``path`` (parents created) and return the path (``panels``: see to_html).
+
+    Written whole or not at all (a full disk leaves no half page); raises ``OSError``."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(to_html(trace, panels=panels), encoding="utf-8")
+    write_atomically(path, to_html(trace, panels=panels))
     return path

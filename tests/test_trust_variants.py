@@ -1,0 +1,153 @@
+"""More inputs of each kind of issue 11 (files and trust), found by attacking it again.
+
+Each test fails without the fix it guards: crafted trace files, unwritable folders, arguments and
+files that are not UTF-8, trace content that would name files.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from moa_lab import Trace
+from moa_lab.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+OLD = ROOT / "tests" / "data" / "v0.1"
+
+
+# -- files that lie ------------------------------------------------------------------------------
+def test_a_trace_holding_lone_surrogate_escapes_is_read_shown_viewed_and_replayed(tmp_path, capsys):
+    data = json.loads((OLD / "failed-proposer.json").read_text())
+    data["nodes"][0]["response"] = "half an emoji \ud83d here"
+    data["graph"]["final"] = "final \udc80"
+    data["nodes"][0]["model"] = "m\ud800"
+    path = tmp_path / "t.json"
+    path.write_text(json.dumps(data))  # ASCII: the surrogates are \\ud83d escapes
+    assert Trace.load(path)["L1.0"].response == "half an emoji \ufffd here"
+    assert main(["show", str(path)]) == 0
+    assert "final \ufffd" in capsys.readouterr().out
+    assert main(["view", str(path), "--html", str(tmp_path / "t.html")]) == 0
+    assert "half an emoji" in (tmp_path / "t.html").read_text("utf-8")
+    assert main(["replay", str(path), "--dry-run", "--prompt", "Why?", "--no-cache"]) == 0
+
+
+# -- environment errors: text that is not UTF-8, anywhere a user gives it ------------------------
+BAD = b"\xff".decode("utf-8", "surrogateescape")  # what Python makes of a non-UTF-8 argument byte
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [["--prompt", f"caf{BAD}"], ["--user", "L1.0", f"x{BAD}"], ["--model", "L1.0", f"m{BAD}"]],
+    ids=["prompt", "user", "model"],
+)
+def test_replay_arguments_that_are_not_utf8_are_one_line(extra, tmp_path, cli_fails):
+    out = tmp_path / "r.json"
+    argv = ["replay", str(OLD / "failed-proposer.json"), *extra, "--no-cache", "--trace-out", str(out)]
+    cli_fails(r"not valid UTF-8", argv)
+    assert not out.exists()
+
+
+def test_a_template_file_that_is_not_utf8_is_one_line(tmp_path, cli_fails):
+    template = tmp_path / "t.txt"
+    template.write_bytes(b"Check \xff\xfe:\n{references}")
+    argv = ["replay", str(OLD / "failed-proposer.json"), "--aggregator-prompt", str(template)]
+    cli_fails(r"--aggregator-prompt: .*t\.txt is not UTF-8 text \(byte 0xff", [*argv, "--dry-run"])
+
+
+@pytest.mark.parametrize(
+    "text",
+    [b"layers: 2\nproposers: [{model: \xff}]\n", b'layers: 2\nproposers: [{model: "a\\ud800"}]\n'],
+    ids=["bytes", "escape"],
+)
+def test_a_config_file_with_text_that_is_not_utf8_is_one_line(text, fake, tmp_path, cli_fails):
+    config = tmp_path / "c.yaml"
+    config.write_bytes(text)
+    out = tmp_path / "t.json"
+    cli_fails(
+        r"c\.yaml: .*(not UTF-8|surrogate)",
+        ["run", "Hi", "--config", str(config), "--trace-out", str(out)],
+    )
+    assert not out.exists()
+
+
+def test_model_names_that_are_not_utf8_are_one_line(fake, tmp_path, cli_fails):
+    out = tmp_path / "t.json"
+    argv = ["run", "Hi", "--base-url", fake.url, "--no-cache", "--trace-out", str(out)]
+    cli_fails(r"--proposers: .*not valid UTF-8", [*argv, "--proposers", f"a,b{BAD}"])
+    cli_fails(r"--model: .*not valid UTF-8", [*argv, "--model", f"b{BAD}"])
+    assert not out.exists()
+
+
+# -- nothing lost: a page or a record that cannot be written says so ------------------------------
+def test_a_page_that_cannot_be_written_is_one_line_and_leaves_no_half_page(tmp_path, cli_fails):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    trace = str(OLD / "failed-proposer.json")
+    cli_fails(
+        r"cannot write the page to .*file is a file, not a folder",
+        ["view", trace, "--html", f"{blocker}/t.html"],
+    )
+
+
+def test_an_approval_that_cannot_be_recorded_is_an_error_not_a_false_yes(
+    tmp_path, monkeypatch, cli_fails
+):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv("MOA_LAB_CONFIG_DIR", str(blocker / "config"))
+    cli_fails(
+        r"cannot record the approval in .*approved-keys\.json", ["approve", "api.example.com", "K"]
+    )
+    assert main(["approve", "--list"]) == 0
+
+
+@pytest.mark.parametrize(
+    ("field", "value"), [("strategy", ["debate"]), ("strategy", {"a": 1}), ("agents", 3)]
+)
+def test_a_debate_trace_with_a_config_field_of_the_wrong_type_is_one_line(field, value, fake, tmp_path):
+    from moa_lab import Agent, DebateConfig, TraceError, run
+
+    agents = [Agent(model=m, base_url=fake.url) for m in ("a", "b")]
+    trace = run("What is 17 * 24?", DebateConfig(agents=agents, rounds=1), cache=False, progress=False)
+    data = trace.to_dict()
+    data["graph"]["config"][field] = value
+    path = tmp_path / "t.json"
+    path.write_text(json.dumps(data))
+    with pytest.raises(TraceError, match=rf"config\.{field}"):
+        Trace.load(path)
+    for argv in (["show", str(path)], ["export", str(path), "--out", str(tmp_path / "s.jsonl")]):
+        assert main(argv) == 1
+
+
+# -- names readable in any script ----------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("prompt", "slug"),
+    [("नमस्ते दुनिया", "नमस्ते-दुनिया"), ("ท้องฟ้าสีอะไร", "ท้องฟ้าสีอะไร"), ("مَرْحَبًا بِكُم", "مَرْحَبًا-بِكُم")],
+    ids=["devanagari", "thai", "arabic"],
+)
+def test_a_prompt_keeps_its_vowel_signs_in_the_trace_name(prompt, slug):
+    from moa_lab._trace.files import default_trace_path
+
+    assert default_trace_path(prompt, "0123456789ab").name.endswith(f"-{slug}-0123456789ab.json")
+
+
+@pytest.mark.parametrize(
+    ("field", "value"), [("value", None), ("value", "x"), ("value", []), ("states", 3), ("states", 1.5)]
+)
+def test_a_search_trace_with_odd_annotations_is_still_shown(field, value, tmp_path, capsys):
+    from moa_lab import Agent, ToTConfig, run
+    from moa_lab.testing import ChatServer, game24_oracle
+
+    with ChatServer(game24_oracle) as server:
+        config = ToTConfig(agent=Agent(model="o", base_url=server.url), task="game24", steps=1)
+        trace = run("4 5 6 10", config, cache=False, progress=False, trace_path=False)
+    data = trace.to_dict()
+    evaluator = next(n for n in data["nodes"] if n["role"] == "evaluator")
+    evaluator["annotations"][field] = value
+    path = tmp_path / "t.json"
+    path.write_text(json.dumps(data))
+    assert main(["show", str(path)]) == 0
+    assert evaluator["id"] in capsys.readouterr().out

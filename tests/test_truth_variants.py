@@ -1,0 +1,170 @@
+"""More inputs of each kind of issue 10 (record every call truthfully), found by attacking it again.
+
+Each test reaches moa_lab through the real ``openai`` client and a loopback ``ChatServer`` whose
+replies are crafted per model, and fails without the fix it guards.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+import moa_lab
+from moa_lab import Trace
+from moa_lab.testing import ChatServer, Reply, completion, fake_config
+
+
+def _run(config, prompt="Why is the sky blue?", **options):
+    options = {"cache": False, "trace_path": False, "progress": False} | options
+    return moa_lab.run(prompt, config, **options)
+
+
+def _crafted(replies):
+    """A server whose model ``m`` answers ``replies[m](a normal completion)``; others answer normally."""
+
+    def handler(body):
+        model = body["model"]
+        answer = completion(model, f"{model} answers", prompt_tokens=5, completion_tokens=2)
+        return replies[model](answer) if model in replies else answer
+
+    return ChatServer(handler)
+
+
+def _raw(answer, **changes):
+    """The completion as raw JSON bytes (``json.dumps`` writes a lone surrogate as ``\\ud800``)."""
+    for path, value in changes.items():
+        target = answer
+        *keys, last = path.split("__")
+        for key in keys:
+            target = target[int(key)] if key.isdigit() else target[key]
+        target[last] = value
+    return Reply(json.dumps(answer).encode())
+
+
+# -- text with invalid characters ----------------------------------------------------------------
+def test_a_lone_surrogate_anywhere_in_a_reply_is_replaced_and_the_calls_are_kept(tmp_path):
+    replies = {
+        "alpha": lambda a: _raw(a, model="alpha\ud800"),
+        "beta": lambda a: _raw(a, choices__0__finish_reason="stop\udfff"),
+        "gamma": lambda a: Reply(json.dumps({"error": {"message": "bad \ud83d input"}}).encode(), 400),
+    }
+    with _crafted(replies) as server:
+        config = fake_config(server.url, max_retries=0)
+        trace = _run(config, cache=tmp_path / "c", trace_path=tmp_path / "t.json")
+    kept = Trace.load(tmp_path / "t.json")
+    assert kept.status == "complete" and len(kept) == 4
+    assert kept["L1.0"].served_model == "alpha\ufffd" and "U+FFFD" in kept["L1.0"].warnings[0]
+    assert kept["L1.1"].finish_reason == "stop\ufffd" and kept["L1.1"].warnings
+    assert "bad \ufffd input" in kept["L1.2"].error
+    assert trace["L1.0"].response == "alpha answers"
+
+
+# -- an answer is an answer only when it has text; reasoning is kept, and kept apart ---------------
+def _message(answer, finish=None, usage=None, **message):
+    answer["choices"][0]["message"] = {"role": "assistant", **message}
+    if finish:
+        answer["choices"][0]["finish_reason"] = finish
+    if usage:
+        answer["usage"] = {**answer["usage"], **usage}
+    return answer
+
+
+SPENT = r"the model spent all \d+ tokens reasoning and gave no answer; raise max_tokens"
+EXHAUSTED = {
+    "thinking-field": (lambda a: _message(a, "length", content=None, thinking="Hmm, first..."), SPENT),
+    "reasoning-details": (
+        lambda a: _message(
+            a, "length", content=None, reasoning_details=[{"type": "reasoning.text", "text": "Hmm"}]
+        ),
+        SPENT,
+    ),
+    "hidden-reasoning": (
+        lambda a: _message(
+            a, "length", {"completion_tokens_details": {"reasoning_tokens": 2}}, content=""
+        ),
+        SPENT,
+    ),
+    "no-reasoning": (
+        lambda a: _message(a, "length", content=""),
+        r"the model used all \d+ tokens and gave no answer; raise max_tokens",
+    ),
+}
+
+
+@pytest.mark.parametrize("mode", sorted(EXHAUSTED))
+def test_an_answer_cut_off_before_it_began_says_raise_max_tokens_and_is_not_retried(mode):
+    reply, expected = EXHAUSTED[mode]
+    with _crafted({"beta": reply}) as server:
+        trace = _run(fake_config(server.url, max_retries=2))
+        sent = len([r for r in server.chat_requests() if r.model == "beta"])
+    failed = trace["L1.1"]
+    assert failed.response is None and re.search(expected, failed.error), failed.error
+    assert sent == 1  # the same request would spend the same budget again
+
+
+WHY = "A is longer but B is correct."
+THOUGHTS = {
+    "thinking-field": lambda a: _message(a, content="B", thinking=WHY),
+    "upper-case-tags": lambda a: _message(a, content=f"<THINK>{WHY}</THINK>B"),
+    "thought-tags": lambda a: _message(a, content=f"<thought>{WHY}</thought>\nB"),
+    "reasoning-tags": lambda a: _message(a, content=f"<reasoning>{WHY}</reasoning>B"),
+    "content-parts": lambda a: _message(
+        a,
+        content=[
+            {
+                "type": "thinking",
+                "thinking": [{"type": "text", "text": WHY}],
+            },
+            {"type": "text", "text": "B"},
+        ],
+    ),
+}
+
+
+@pytest.mark.parametrize("mode", sorted(THOUGHTS))
+def test_thinking_in_any_shape_is_kept_apart_from_the_answer(mode):
+    with _crafted({"beta": THOUGHTS[mode]}) as server:
+        trace = _run(fake_config(server.url, max_retries=0))
+    call = trace["L1.1"]
+    assert call.response == "B" and call.reasoning == WHY
+    assert "A is longer" not in trace["L2.0"].messages[0]["content"]
+
+
+# -- experiments: a verdict is read from what the judge states, never from a first mention -------
+@pytest.mark.parametrize(
+    ("reply", "verdict"),
+    [
+        ("Response A is longer, but Response B is better.", "B"),
+        ("Both are fine, but **B** wins.", "B"),
+        ("A and B are equally good.", "tie"),
+        ("Compared with Response A, Response B is clearly more accurate.", None),
+        ("Response A is longer but contains errors.", None),
+    ],
+)
+def test_a_judge_reply_that_names_both_responses_is_read_by_its_verdict_or_counted_unreadable(
+    reply, verdict
+):
+    from moa_lab.experiments._scoring import parse_verdict
+
+    assert parse_verdict(reply) == verdict
+
+
+# -- keys and endpoints --------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:9/v1;api_key=sk-SECRET123",
+        "http://127.0.0.1:9/v1?",
+        "http://:sk-SECRET123@127.0.0.1:9/v1",
+    ],
+)
+def test_other_urls_with_a_key_or_a_query_are_refused_before_anything_is_written(url, tmp_path, capsys):
+    from moa_lab.cli import main
+
+    out = tmp_path / "t.json"
+    status = main(["run", "Hi", "--base-url", url, "--proposers", "a", "--trace-out", str(out)])
+    err = capsys.readouterr().err
+    assert status == 1 and "SECRET" not in err and "--api-key-env" in err and err.count("\n") == 1
+    assert not out.exists()
