@@ -28,7 +28,6 @@ from moa_lab._trace import Usage
 __all__ = [
     "CALL_HEADER",
     "DEFAULT_POLICY",
-    "PROGRESS_HEADER",
     "SERVED_AT_HEADER",
     "Backend",
     "Completion",
@@ -39,8 +38,6 @@ _SENT_AS_ARGUMENTS = ("temperature", "max_tokens", "top_p", "seed")
 _NO_KEY = "no-key-needed"
 #: The header naming the call (its node id) on every request.
 CALL_HEADER = "X-Moa-Lab-Call"
-#: Sent as ``0`` when the run shows no progress, so the local model shows none either.
-PROGRESS_HEADER = "X-Moa-Lab-Progress"
 #: A reply header with the unix time the endpoint began serving the call (the local model sends it).
 SERVED_AT_HEADER = "X-Moa-Lab-Served-At"
 
@@ -159,14 +156,13 @@ class Backend:
         key_env: str | None,
         policy: RetryPolicy = DEFAULT_POLICY,
         label: str | None = None,
-        progress: bool = True,
         stream: bool = False,
         on_text: Callable[[str | None, bool], None] | None = None,
     ) -> Completion:
         """One chat completion, retried by the policy; raises CallError when it fails for good.
 
-        ``label`` (a node id) goes out as the ``X-Moa-Lab-Call`` header, which servers ignore and the
-        local model's progress bar shows; ``progress=False`` asks the local model to show none.
+        ``label`` (a node id) goes out as the ``X-Moa-Lab-Call`` header, which servers ignore (it names
+        the call in a server's own logs).
         ``stream`` asks for the answer as server-sent events (with usage in the last chunk) and
         records the time to first token; ``on_text(piece, is_reasoning)`` then gets each piece of
         the answer (or of its reasoning) as it arrives, and ``(None, False)`` when a retry starts
@@ -175,8 +171,6 @@ class Backend:
         breaks or ends before the answer does is a retried failure, never a shorter answer.
         """
         headers = {CALL_HEADER: label} if label else {}
-        if not progress:
-            headers[PROGRESS_HEADER] = "0"
         client = self._client(base_url, key_env)
         arguments = {k: params[k] for k in _SENT_AS_ARGUMENTS if k in params}
         extra_body = {k: v for k, v in params.items() if k not in _SENT_AS_ARGUMENTS}
