@@ -8,9 +8,7 @@ key reach an error message.
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import json
-import math
 import os
 import random
 import time
@@ -22,7 +20,7 @@ import httpx2
 import openai
 
 from moa_lab._errors import CallError, ConfigError
-from moa_lab._responses import clean_text, read_completion, reasoning_of
+from moa_lab._responses import clean_text, read_completion, reasoning_of, retry_after_seconds
 from moa_lab._trace import Usage
 
 __all__ = [
@@ -226,7 +224,7 @@ class Backend:
                         notes.append(f"HTTP {exc.status_code} to a streamed request: asked again, whole")
                         continue
                     error = _status_error(exc, base_url, model, key_env)
-                    retry_after = _retry_after(exc.response.headers)
+                    retry_after = retry_after_seconds(exc.response.headers)
                 except (openai.APITimeoutError, asyncio.TimeoutError, TimeoutError):
                     error = CallError(
                         f"{base_url} timed out for {model} (no whole answer within "
@@ -391,36 +389,6 @@ def _status_error(
     return CallError(
         f"HTTP {status} from {base_url} for {model}: {detail}{hint}", status=status, retryable=retryable
     )
-
-
-def _retry_after(headers: Any) -> float | None:
-    """Seconds a server asked us to wait (``Retry-After-Ms``, ``Retry-After`` seconds or date).
-
-    None when the header is missing or unreadable (``soon``, a date no clock can reach): the caller
-    then backs off as if none were sent.
-    """
-    millis = headers.get("retry-after-ms")
-    if millis:
-        try:
-            return _finite(float(millis) / 1000)
-        except ValueError:
-            pass
-    value = headers.get("retry-after")
-    if not value:
-        return None
-    try:
-        return _finite(float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-        return _finite(when.timestamp() - time.time())
-    except (TypeError, ValueError, OverflowError, IndexError):
-        return None
-
-
-def _finite(seconds: float) -> float | None:
-    return max(seconds, 0.0) if math.isfinite(seconds) else None
 
 
 def _first_line(text: str, limit: int = 300) -> str:

@@ -12,9 +12,13 @@ help. Missing counts stay None (unknown), never 0; invalid characters are replac
 
 from __future__ import annotations
 
+import email.utils
 import json
+import math
 import re
+import time
 from dataclasses import dataclass
+from datetime import timezone
 from typing import Any
 
 from moa_lab._errors import CallError
@@ -26,6 +30,7 @@ __all__ = [
     "clean_text",
     "read_completion",
     "reasoning_of",
+    "retry_after_seconds",
     "split_reasoning",
     "timings",
 ]
@@ -38,6 +43,10 @@ _CLOSE_ONLY = re.compile(rf"^(.*?)</({_TAGS})>", re.DOTALL | re.IGNORECASE)
 #: Fields reasoning models put their thinking in, beside ``content`` (DeepSeek, vLLM, Groq, Ollama...).
 REASONING_FIELDS = ("reasoning_content", "reasoning", "thinking")
 _SURROGATE = re.compile("[\ud800-\udfff]")
+#: HTTP's delay-seconds is 1*DIGIT (RFC 9110): no sign, no fraction, no ``_``, ASCII digits only.
+_DELAY_SECONDS = re.compile("[0-9]+")
+#: ``Retry-After-Ms`` (OpenAI, Azure) is not standard: a plain decimal number of milliseconds.
+_DELAY_MILLIS = re.compile("[0-9]+(?:[.][0-9]+)?")
 
 
 @dataclass(frozen=True)
@@ -300,3 +309,31 @@ def timings(value: Any) -> dict[str, float] | None:
         and abs(v) != float("inf")
     }
     return numbers or None
+
+
+def retry_after_seconds(headers: Any) -> float | None:
+    """Seconds a server asked us to wait (``Retry-After-Ms``, ``Retry-After`` seconds or date).
+
+    None unless the wait is usable: a positive number written as HTTP writes it, or a date still to
+    come. ``soon``, ``-5``, ``1_000``, ``0``, a date past or no clock can reach: the caller then
+    backs off as if nothing were sent (retrying at once would only meet the same refusal).
+    """
+    millis = (headers.get("retry-after-ms") or "").strip()
+    if _DELAY_MILLIS.fullmatch(millis):
+        seconds = _positive(float(millis) / 1000)
+        if seconds is not None:
+            return seconds
+    value = (headers.get("retry-after") or "").strip()
+    if _DELAY_SECONDS.fullmatch(value):
+        return _positive(float(value))
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+        if when.tzinfo is None:  # HTTP dates are GMT; asctime's form names no zone
+            when = when.replace(tzinfo=timezone.utc)
+        return _positive(when.timestamp() - time.time())
+    except (TypeError, ValueError, OverflowError, IndexError):
+        return None
+
+
+def _positive(seconds: float) -> float | None:
+    return seconds if math.isfinite(seconds) and seconds > 0 else None

@@ -68,9 +68,10 @@ class FakeLLM(ChatServer):
     ``delay``: seconds each call takes (one number, or per model) before its first token. ``faults``:
     per model, a queue of statuses or fault modes (``FAULT_MODES``) to answer with before answering
     normally (``{"m": [500, "html"]}``). ``broken``: per model, a status or fault mode it always
-    answers with. Words are written ``token_seconds`` apart: a request with ``"stream": true`` gets
-    them as server-sent events as they are written (usage in the last event when
-    ``stream_options.include_usage``), any other the whole answer once all are written.
+    answers with; a status goes out with ``Retry-After: retry_after`` (a number, or the header's
+    text as is) when one is given. Words are written ``token_seconds`` apart: a request with
+    ``"stream": true`` gets them as server-sent events as they are written (usage in the last event
+    when ``stream_options.include_usage``), any other the whole answer once all are written.
     """
 
     def __init__(
@@ -79,7 +80,7 @@ class FakeLLM(ChatServer):
         delay: float | dict[str, float] = 0.0,
         faults: dict[str, Iterable[int | str]] | None = None,
         broken: dict[str, int | str] | None = None,
-        retry_after: float | None = None,
+        retry_after: float | str | None = None,
         hang_seconds: float = 30.0,
         drip_seconds: float = 1.0,
         token_seconds: float = 0.0,

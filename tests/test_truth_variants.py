@@ -6,14 +6,16 @@ replies are crafted per model, and fails without the fix it guards.
 
 from __future__ import annotations
 
+import email.utils
 import json
 import re
+import time
 
 import pytest
 
 import moa_lab
 from moa_lab import Trace
-from moa_lab.testing import ChatServer, Reply, completion, fake_config
+from moa_lab.testing import ChatServer, FakeLLM, Reply, completion, fake_config
 
 
 def _run(config, prompt="Why is the sky blue?", **options):
@@ -59,6 +61,28 @@ def test_a_lone_surrogate_anywhere_in_a_reply_is_replaced_and_the_calls_are_kept
     assert kept["L1.1"].finish_reason == "stop\ufffd" and kept["L1.1"].warnings
     assert "bad \ufffd input" in kept["L1.2"].error
     assert trace["L1.0"].response == "alpha answers"
+
+
+# -- faults and limits: a Retry-After that is no usable wait is the backoff, never "retry now" -----
+@pytest.mark.parametrize(
+    "value",
+    ["-5", "0", "-0", "1_000", "+3", "2.5", "1e3", "\u0663", "past-date", "Sun Nov  6 08:49:37 1994"],
+)
+def test_a_retry_after_that_is_no_usable_wait_falls_back_to_the_backoff(value):
+    if value == "past-date":
+        value = email.utils.formatdate(time.time() - 3600, usegmt=True)
+    with FakeLLM(faults={"alpha": [429]}, retry_after=value.encode().decode("latin-1")) as server:
+        trace = _run(fake_config(server.url, backoff=0.05, backoff_max=0.2))
+    call = trace["L1.0"]
+    assert call.error is None and call.attempts == 2
+    # The first retry's backoff is 0.025-0.05 s: neither 0 ("retry now") nor the cap (a number read).
+    assert len(call.retry_waits) == 1 and 0.025 <= call.retry_waits[0] <= 0.05, call.retry_waits
+
+
+def test_a_retry_after_in_plain_seconds_is_honoured_up_to_the_cap():
+    with FakeLLM(faults={"alpha": [429]}, retry_after="7") as server:
+        trace = _run(fake_config(server.url, backoff=0.01, backoff_max=0.15))
+    assert trace["L1.0"].retry_waits == (0.15,)
 
 
 # -- an answer is an answer only when it has text; reasoning is kept, and kept apart ---------------
