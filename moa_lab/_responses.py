@@ -22,7 +22,7 @@ from datetime import timezone
 from typing import Any
 
 from moa_lab._errors import CallError
-from moa_lab._trace import Usage
+from moa_lab._trace import Usage, cut_off
 
 __all__ = [
     "REASONING_FIELDS",
@@ -275,13 +275,13 @@ def read_completion(status: int, content_type: str, body: str, *, where: str) ->
     if not text.strip():
         used = usage.completion_tokens if usage and usage.completion_tokens is not None else "its"
         hidden = bool(usage and usage.reasoning_tokens)  # o-series models keep their thinking
-        if (reasoning or hidden) and finish == "length":
+        if (reasoning or hidden) and cut_off(finish):
             raise CallError(
                 f"{came}: the model spent all {used} tokens reasoning and gave no answer; "
                 "raise max_tokens",
                 status=status,
             )
-        if finish == "length":
+        if cut_off(finish):
             raise CallError(
                 f"{came}: the model used all {used} tokens and gave no answer; raise max_tokens",
                 status=status,

@@ -51,6 +51,7 @@ FAULT_MODES: dict[str, str] = {
     "reasoning-field": "the answer, with the thinking apart in reasoning_content",
     "think-inline": "the answer after <think>...</think> at the start of content",
     "truncated": "the answer cut off at the token cap (finish_reason length)",
+    "truncated-max-tokens": "the answer cut off, finish_reason max_tokens (Anthropic's, via a gateway)",
     "usage-partial": 'usage with only "total_tokens"',
     "usage-null": "usage whose counts are null",
     "surrogate": "an answer holding a lone UTF-16 surrogate (\\ud83d) in its JSON",
@@ -240,6 +241,7 @@ _FAULTS: dict[str, Callable[[FakeLLM, dict[str, Any], str], Any]] = {
         a, content=f"<think>\nA is longer but B is correct.\n</think>\n\n{t}"
     ),
     "truncated": lambda s, a, t: _finish(a, "length", content=t[: max(len(t) // 2, 1)]),
+    "truncated-max-tokens": lambda s, a, t: _finish(a, "max_tokens", content=t[: max(len(t) // 2, 1)]),
     "usage-partial": lambda s, a, t: {**a, "usage": {"total_tokens": a["usage"]["total_tokens"]}},
     "usage-null": lambda s, a, t: {
         **a,

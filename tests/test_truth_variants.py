@@ -85,6 +85,39 @@ def test_a_retry_after_in_plain_seconds_is_honoured_up_to_the_cap():
     assert trace["L1.0"].retry_waits == (0.15,)
 
 
+# -- a truncated answer is warned about and shown, in any gateway's words for it ------------------
+CUT_OFF = ["max_tokens", "MAX_TOKENS", "model_length", "max_output_tokens", "FINISH_REASON_MAX_TOKENS"]
+
+
+@pytest.mark.parametrize("reason", CUT_OFF)
+def test_an_answer_stopped_by_its_token_cap_is_cut_off_whatever_the_gateway_calls_it(
+    reason, tmp_path, capsys
+):
+    from moa_lab.cli import main
+    from moa_lab.views import summary_html
+
+    cut = lambda a: _message(a, reason, content="half an ans")  # noqa: E731
+    with _crafted({"omega": cut, "alpha": cut}) as server:
+        out = tmp_path / "t.json"
+        argv = ["run", "Hi", "--base-url", server.url, "--proposers", "alpha,beta", "--aggregator"]
+        assert main([*argv, "omega", "--no-cache", "--quiet", "--trace-out", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert f"the answer was cut off at the token cap (2048 tokens, finish_reason {reason})" in err
+    assert "1 of 2 proposer answers were cut off at their token cap (L1.0)" in err
+    assert main(["show", str(out)]) == 0
+    shown = capsys.readouterr().out.splitlines()
+    assert "[cut off]" in shown[4] and "[cut off]" in shown[6] and "[cut off]" not in shown[5]
+    assert "cut off at the token cap" in summary_html(Trace.load(out))
+
+
+@pytest.mark.parametrize("reason", CUT_OFF)
+def test_no_answer_within_the_token_cap_says_raise_max_tokens_whatever_the_gateway_calls_it(reason):
+    with _crafted({"beta": lambda a: _message(a, reason, content="")}) as server:
+        trace = _run(fake_config(server.url, max_retries=2))
+        sent = len([r for r in server.chat_requests() if r.model == "beta"])
+    assert "tokens and gave no answer; raise max_tokens" in trace["L1.1"].error and sent == 1
+
+
 # -- an answer is an answer only when it has text; reasoning is kept, and kept apart ---------------
 def _message(answer, finish=None, usage=None, **message):
     answer["choices"][0]["message"] = {"role": "assistant", **message}
