@@ -8,11 +8,13 @@ key reach an error message.
 from __future__ import annotations
 
 import asyncio
+import codecs
 import json
 import os
 import random
+import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -293,17 +295,17 @@ _STREAMED: dict[str, Any] = {"stream": True, "stream_options": {"include_usage":
 
 async def _streamed_body(
     reply: Any, seconds_left: float, on_text: Callable[[str, bool], None] | None, where: str
-) -> tuple[str, float | None]:
-    """An event stream read line by line within the deadline: the whole body, and the Unix time
-    its first token arrived; ``on_text`` gets each piece of text as it comes. A stream that breaks
-    or ends with neither ``[DONE]`` nor a finish reason raises a retryable ``CallError``."""
-    lines: list[str] = []
+) -> tuple[bytes, float | None]:
+    """An event stream read line by line within the deadline: the whole body (bytes, for
+    ``read_completion`` to decode), and the Unix time its first token arrived; ``on_text`` gets
+    each piece of text as it comes. A stream that breaks or ends with neither ``[DONE]`` nor a
+    finish reason raises a retryable ``CallError``."""
+    raw = bytearray()
     first: list[float] = []
     ended = [False]
 
     async def read() -> None:
-        async for line in reply.aiter_lines():
-            lines.append(line)
+        async for line in _lines(reply, raw):
             if not line.startswith("data:"):
                 continue
             data = line[5:].strip()
@@ -325,7 +327,7 @@ async def _streamed_body(
         await asyncio.wait_for(read(), timeout=max(seconds_left, 0.001))
     except (httpx2.TransportError, httpx2.StreamError) as exc:
         raise CallError(
-            f"{where}: the stream broke after {sum(map(len, lines))} characters ({type(exc).__name__})",
+            f"{where}: the stream broke after {len(raw)} bytes ({type(exc).__name__})",
             retryable=True,
         ) from None
     finally:
@@ -335,7 +337,28 @@ async def _streamed_body(
             f"{where}: the stream ended before the answer did (no finish reason, no [DONE])",
             retryable=True,
         )
-    return "\n".join(lines), (first[0] if first else None)
+    return bytes(raw), (first[0] if first else None)
+
+
+_LINE_END = re.compile("\r\n|\r|\n")
+
+
+async def _lines(reply: Any, raw: bytearray) -> AsyncIterator[str]:
+    """The lines of a streamed body as they arrive (``\\n``, ``\\r\\n`` or ``\\r`` ends one), decoded
+    here rather than by httpx so that ``raw`` keeps its bytes: invalid UTF-8 is then reported."""
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    pending = ""
+    async for chunk in reply.aiter_bytes():
+        raw += chunk
+        text = pending + decoder.decode(chunk)
+        held = text.endswith("\r")  # perhaps the first half of a \r\n
+        *complete, pending = _LINE_END.split(text[:-1] if held else text)
+        pending += "\r" if held else ""
+        for line in complete:
+            yield line
+    rest = (pending + decoder.decode(b"", final=True)).removesuffix("\r")
+    for line in _LINE_END.split(rest) if rest else ():
+        yield line
 
 
 def _delta(data: str) -> tuple[str, str, bool]:
@@ -358,10 +381,9 @@ def _delta(data: str) -> tuple[str, str, bool]:
     return answer, thinking, finished
 
 
-async def _body(reply: Any, seconds_left: float) -> str:
-    """The whole body of a raw reply as text, read within what is left of the attempt's deadline."""
-    data = await asyncio.wait_for(reply.aread(), timeout=max(seconds_left, 0.001))
-    return data.decode("utf-8", errors="replace")
+async def _body(reply: Any, seconds_left: float) -> bytes:
+    """The whole body of a raw reply, read within what is left of the attempt's deadline."""
+    return await asyncio.wait_for(reply.aread(), timeout=max(seconds_left, 0.001))
 
 
 def _served_at(headers: Any, sent_at: float, ended: float) -> float | None:

@@ -205,11 +205,13 @@ def _from_event_stream(text: str) -> dict[str, Any]:
     }
 
 
-def read_completion(status: int, content_type: str, body: str, *, where: str) -> Answer:
+def read_completion(status: int, content_type: str, body: bytes | str, *, where: str) -> Answer:
     """The answer in a 2xx chat-completion body, or a ``CallError`` saying what came back instead.
 
-    ``where`` names the endpoint and model for the error line (``http://host/v1 for gpt-4o``).
+    ``body`` as it came (bytes: invalid UTF-8 in it is replaced and said on the answer). ``where``
+    names the endpoint and model for the error line (``http://host/v1 for gpt-4o``).
     """
+    body, undecodable = _decoded(body)
     kind = (content_type or "").split(";")[0].strip().lower() or "no content type"
     came = f"HTTP {status} {kind} from {where}"
     if kind == "text/event-stream":
@@ -271,6 +273,10 @@ def read_completion(status: int, content_type: str, body: str, *, where: str) ->
         (f"replaced {repaired} invalid character(s) (lone UTF-16 surrogates) with U+FFFD",)
         if repaired
         else ()
+    ) + (
+        (f"replaced {undecodable} invalid byte sequence(s) (not UTF-8) in the reply with U+FFFD",)
+        if undecodable
+        else ()
     )
     if not text.strip():
         used = usage.completion_tokens if usage and usage.completion_tokens is not None else "its"
@@ -293,6 +299,14 @@ def read_completion(status: int, content_type: str, body: str, *, where: str) ->
             f"{came}: an empty answer{after} (finish_reason {finish})", status=status, retryable=True
         )
     return Answer(text, finish, reasoning, usage, served, warnings, timings(data.get("timings")))
+
+
+def _decoded(body: bytes | str) -> tuple[str, int]:
+    """The body as text, and how many invalid UTF-8 sequences in it became U+FFFD."""
+    if isinstance(body, str):
+        return body, 0
+    text = body.decode("utf-8", errors="replace")
+    return text, text.count("\ufffd") - body.count("\ufffd".encode())
 
 
 def timings(value: Any) -> dict[str, float] | None:

@@ -118,6 +118,46 @@ def test_no_answer_within_the_token_cap_says_raise_max_tokens_whatever_the_gatew
     assert "tokens and gave no answer; raise max_tokens" in trace["L1.1"].error and sent == 1
 
 
+# -- invalid bytes are replaced and said on the call, as lone surrogates are ----------------------
+def _bytes_reply(content: bytes, streamed: bool, size: int = 0) -> Reply:
+    """A reply whose answer is ``content`` as raw bytes (perhaps not UTF-8), whole or as events
+    (lines ended by CRLF) sent ``size`` bytes at a time, cut anywhere."""
+    if not streamed:
+        answer = completion("m", "@@", prompt_tokens=5, completion_tokens=2)
+        return Reply(json.dumps(answer).encode().replace(b"@@", content))
+    event = {"choices": [{"index": 0, "delta": {"content": "@@"}, "finish_reason": "stop"}]}
+    body = b"data: " + json.dumps(event).encode().replace(b"@@", content)
+    body += b"\r\n\r\ndata: [DONE]\r\n\r\n"
+    size = size or len(body)
+    return Reply(iter([body[i : i + size] for i in range(0, len(body), size)]), 200, "text/event-stream")
+
+
+@pytest.mark.parametrize("streamed", [False, True], ids=["whole", "streamed"])
+def test_invalid_utf8_bytes_in_a_reply_are_replaced_and_said_on_the_call(streamed, tmp_path):
+    replies = {
+        "alpha": lambda a: _bytes_reply(b"caf\xe9 and \xff\xfe done", streamed),
+        # Valid text cut between chunks inside a character or a CRLF is not invalid.
+        "beta": lambda a: _bytes_reply("caf\u00e9 \u2014 \U0001f600 ok".encode(), streamed, size=1),
+    }
+
+    def handler(body):
+        model = body["model"]
+        if model in replies:
+            return replies[model](None)
+        return completion(model, f"{model} answers", prompt_tokens=5, completion_tokens=2)
+
+    with ChatServer(handler) as server:
+        config = fake_config(server.url, max_retries=0, stream=streamed)
+        _run(config, cache=tmp_path / "c", trace_path=tmp_path / "t.json")
+        again = _run(config, cache=tmp_path / "c")
+    kept = Trace.load(tmp_path / "t.json")
+    alpha, beta = kept["L1.0"], kept["L1.1"]
+    assert alpha.response == "caf\ufffd and \ufffd\ufffd done"
+    assert any("invalid byte sequence(s) (not UTF-8)" in w and "U+FFFD" in w for w in alpha.warnings)
+    assert again["L1.0"].cache_hit and again["L1.0"].warnings == alpha.warnings
+    assert beta.response == "caf\u00e9 \u2014 \U0001f600 ok" and not beta.warnings
+
+
 # -- an answer is an answer only when it has text; reasoning is kept, and kept apart ---------------
 def _message(answer, finish=None, usage=None, **message):
     answer["choices"][0]["message"] = {"role": "assistant", **message}
