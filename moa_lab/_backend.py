@@ -22,7 +22,13 @@ import httpx2
 import openai
 
 from moa_lab._errors import CallError, ConfigError
-from moa_lab._responses import clean_text, read_completion, reasoning_of, retry_after_seconds
+from moa_lab._responses import (
+    clean_text,
+    read_completion,
+    reasoning_of,
+    retry_after_seconds,
+    stream_failed,
+)
 from moa_lab._trace import Usage
 
 __all__ = [
@@ -299,7 +305,8 @@ async def _streamed_body(
     """An event stream read line by line within the deadline: the whole body (bytes, for
     ``read_completion`` to decode), and the Unix time its first token arrived; ``on_text`` gets
     each piece of text as it comes. A stream that breaks or ends with neither ``[DONE]`` nor a
-    finish reason raises a retryable ``CallError``."""
+    finish reason raises a retryable ``CallError`` (one that carried an error event is returned,
+    for ``read_completion`` to report the server's error)."""
     raw = bytearray()
     first: list[float] = []
     ended = [False]
@@ -332,7 +339,7 @@ async def _streamed_body(
         ) from None
     finally:
         await reply.aclose()
-    if not ended[0]:
+    if not ended[0] and not stream_failed(bytes(raw)):
         raise CallError(
             f"{where}: the stream ended before the answer did (no finish reason, no [DONE])",
             retryable=True,

@@ -32,6 +32,7 @@ __all__ = [
     "reasoning_of",
     "retry_after_seconds",
     "split_reasoning",
+    "stream_failed",
     "timings",
 ]
 
@@ -172,20 +173,49 @@ def _error_body(error: Any) -> tuple[str, bool]:
     return message, not client_fault
 
 
+def _chunk_error(chunk: Any) -> Any:
+    """The error a stream's chunk carries instead of an answer, or None: ``{"error": ...}``
+    (OpenAI, Anthropic, TGI's string), or a chunk that is itself one (vLLM's ``"object": "error"``)."""
+    if not isinstance(chunk, dict):
+        return None
+    if chunk.get("error"):
+        return chunk["error"]
+    return chunk if "error" in (chunk.get("object"), chunk.get("type")) else None
+
+
+def _event_error(data: str) -> Any:
+    """The error of an event named ``error`` (``event: error``; llama.cpp's ``error:`` lines)."""
+    try:
+        payload = json.loads(data)
+    except json.JSONDecodeError:
+        return data or "no detail"
+    return _chunk_error(payload) or payload
+
+
 def _from_event_stream(text: str) -> dict[str, Any]:
-    """A chat.completion assembled from the chunks of an event stream (``data: {...}`` lines)."""
+    """A chat.completion assembled from the chunks of an event stream (``data: {...}`` lines), or
+    ``{"error": ...}`` when the stream carries an error: an error event ends the answer."""
     content: list[str] = []
     reasoning: list[str] = []
     finish = model = usage = timed = None
+    event = ""
     for line in text.splitlines():
+        if line.startswith("event:"):
+            event = line[6:].strip()
+        elif line.startswith("error:"):
+            return {"error": _event_error(line[6:].strip())}
+        elif not line.strip():
+            event = ""  # a blank line ends an event
         if not line.startswith("data:"):
             continue
         data = line[5:].strip()
+        if event == "error":
+            return {"error": _event_error(data)}
         if data == "[DONE]":
             break
         chunk = json.loads(data)
-        if "error" in chunk:
-            return chunk
+        if _chunk_error(chunk) is not None:
+            return {"error": _chunk_error(chunk)}
         model = chunk.get("model") or model
         usage = chunk.get("usage") or usage
         timed = chunk.get("timings") or timed  # llama.cpp's servers send it in the last chunk
@@ -299,6 +329,14 @@ def read_completion(status: int, content_type: str, body: bytes | str, *, where:
             f"{came}: an empty answer{after} (finish_reason {finish})", status=status, retryable=True
         )
     return Answer(text, finish, reasoning, usage, served, warnings, timings(data.get("timings")))
+
+
+def stream_failed(body: bytes | str) -> bool:
+    """True when an event stream carries an error event (which ends it, with ``[DONE]`` or not)."""
+    try:
+        return "error" in _from_event_stream(_decoded(body)[0])
+    except (json.JSONDecodeError, AttributeError, TypeError):
+        return False
 
 
 def _decoded(body: bytes | str) -> tuple[str, int]:

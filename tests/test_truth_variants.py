@@ -158,6 +158,44 @@ def test_invalid_utf8_bytes_in_a_reply_are_replaced_and_said_on_the_call(streame
     assert beta.response == "caf\u00e9 \u2014 \U0001f600 ok" and not beta.warnings
 
 
+# -- a stream that carries an error says the server's error, [DONE] or not -----------------------
+STREAM_ERRORS = {
+    "openai": (
+        'data: {"error": {"message": "upstream \\u001b[2J overloaded", "type": "server_error"}}',
+        "upstream \\u001b[2J overloaded",
+    ),
+    "anthropic": (
+        'event: error\ndata: {"type": "error", "error": {"type": "busy", "message": "Overloaded"}}',
+        "Overloaded",
+    ),
+    "vllm": (
+        'data: {"object": "error", "message": "maximum context length is 4096 tokens", "code": 400}',
+        "maximum context length is 4096 tokens",
+    ),
+    "llama.cpp": (
+        'error: {"code": 500, "message": "failed to decode the batch"}',
+        "failed to decode the batch",
+    ),
+    "tgi": (
+        'data: {"error": "Input validation error: too long", "error_type": "validation"}',
+        "Input validation error",
+    ),
+    "plain": ("event: error\ndata: gateway timeout upstream", "gateway timeout upstream"),
+}
+
+
+@pytest.mark.parametrize("mode", sorted(STREAM_ERRORS))
+def test_a_stream_that_carries_an_error_and_no_done_reports_the_server_s_error(mode):
+    event, message = STREAM_ERRORS[mode]
+    start = {"choices": [{"index": 0, "delta": {"content": "Half"}, "finish_reason": None}]}
+    body = f"data: {json.dumps(start)}\n\n{event}\n\n".encode()
+    with _crafted({"beta": lambda a: Reply(body, content_type="text/event-stream")}) as server:
+        trace = _run(fake_config(server.url, max_retries=0))
+    error = trace["L1.1"].error
+    assert "carries an error instead of an answer" in error and message in error, error
+    assert "ended before the answer did" not in error and "\x1b" not in error
+
+
 # -- an answer is an answer only when it has text; reasoning is kept, and kept apart ---------------
 def _message(answer, finish=None, usage=None, **message):
     answer["choices"][0]["message"] = {"role": "assistant", **message}
