@@ -122,6 +122,57 @@ def test_a_debate_trace_with_a_config_field_of_the_wrong_type_is_one_line(field,
         assert main(argv) == 1
 
 
+# -- keys go only where the user sent them, and never in clear unasked ---------------------------
+def _naming(trace, base_url, key_env):
+    """The trace as someone could share it: every agent at ``base_url`` with the key in ``key_env``."""
+    data = trace.to_dict()
+    for node in data["nodes"]:
+        node.update(base_url=base_url, api_key_env=key_env)
+    config = data["graph"]["config"]
+    for agent in [*(a for layer in config["proposers"] for a in layer), config["aggregator"]]:
+        agent.update(base_url=base_url, api_key_env=key_env)
+    return Trace.from_dict(data)
+
+
+def test_a_key_never_goes_over_plain_http_to_another_machine_unless_that_is_approved(
+    fake, tmp_path, monkeypatch, cli_fails, capsys
+):
+    from moa_lab import Agent, AggregatorTemplate, ConfigError, plan, run
+    from moa_lab._calls import check_ready
+    from moa_lab.testing import fake_config
+
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-mine-123")
+    monkeypatch.setenv("K", "sk-mine-456")
+    mine = run("Hi", fake_config(fake.url), cache=False, progress=False, trace_path=False)
+    shared = tmp_path / "shared.json"
+    _naming(mine, "http://api.openai.com/v1", "OPENAI_API_KEY").save(shared)
+    edit = tmp_path / "terse.txt"
+    edit.write_text("Terse:\n{references}")
+    cli_fails(
+        r"refusing to send \$OPENAI_API_KEY to http://api\.openai\.com: .*plain http.*unencrypted; "
+        r"allow it once with --allow-host http://api\.openai\.com .*"
+        r"'moa-lab approve http://api\.openai\.com OPENAI_API_KEY'",
+        ["replay", str(shared), "--aggregator-prompt", str(edit), "--no-cache", "--quiet"],
+    )
+    # A host I use over https is not a host I may reach in clear: the exact scheme must be approved.
+    other = _naming(mine, "http://api.example.com:8080/v1", "K")
+    terse = AggregatorTemplate("Terse:\n{references}")
+    assert main(["approve", "api.example.com:8080", "K"]) == 0
+    assert "goes to http://api.example.com:8080 (NOT approved" in str(plan(other, terse, cache=False))
+    assert main(["approve", "HTTP://API.example.com:8080/v1", "K"]) == 0
+    assert "goes to http://api.example.com:8080 (approved)" in str(plan(other, terse, cache=False))
+    agent = Agent(model="m", base_url="http://api.example.com:8080/v1", api_key_env="K")
+    monkeypatch.setenv("MOA_LAB_CONFIG_DIR", str(tmp_path / "fresh"))
+    with pytest.raises(ConfigError, match="unencrypted"):
+        check_ready([agent], record_keys=False, allow_hosts=["api.example.com:8080"])
+    check_ready([agent], record_keys=False, allow_hosts=["http://api.example.com:8080"])
+    capsys.readouterr()
+    # Loopback http leaves nothing on the wire: my own runs and approvals there work as before.
+    assert main(["approve", f"127.0.0.1:{fake.port}", "K"]) == 0
+    looped = _naming(mine, fake.url, "K")
+    assert "(approved)" in str(plan(looped, terse, cache=False))
+
+
 # -- names readable in any script ----------------------------------------------------------------
 @pytest.mark.parametrize(
     ("prompt", "slug"),
