@@ -286,6 +286,39 @@ def test_a_judge_reply_that_names_both_responses_is_read_by_its_verdict_or_count
     assert parse_verdict(reply) == verdict
 
 
+# -- experiments: export file names are never empty and never one file where case is ignored ------
+def test_file_names_are_never_empty_and_differ_where_case_is_ignored():
+    from moa_lab._text import safe_file_name
+
+    texts = ["", " ", ".", "-", "GPT-4o", "gpt-4o", "Gpt-4O", "con", "CON", "Con.txt", "a_B", "a_b"]
+    names = [safe_file_name(t) for t in texts]
+    assert all(name.strip(". ") for name in names), names
+    assert len({name.lower() for name in names}) == len(texts), names
+    assert safe_file_name("gpt-4o") == "gpt-4o"  # a plain lower-case name stays as it is
+
+
+def test_the_alpaca_eval_export_writes_one_file_per_config_even_if_names_differ_only_by_case(tmp_path):
+    from moa_lab import Agent, MoAConfig
+    from moa_lab.experiments import experiment, export_alpaca_eval
+
+    data = tmp_path / "ae.jsonl"
+    data.write_text(json.dumps({"instruction": "Write a haiku."}) + "\n")
+    with ChatServer(
+        lambda b: completion(b["model"], f"{b['model']} says", prompt_tokens=1, completion_tokens=2)
+    ) as server:
+        configs = {
+            name: MoAConfig.single(Agent(model=name or "x", base_url=server.url), max_retries=0)
+            for name in ("GPT-4o", "gpt-4o", "")
+        }
+        result = experiment(configs, data, cache=False, run_dir=tmp_path / "r", progress=False)
+    exported = export_alpaca_eval(result, tmp_path / "ae")
+    names = [f.path.name for f in exported]
+    assert len({n.lower() for n in names}) == 3 and all(n != ".json" for n in names), names
+    for file in exported:
+        [record] = json.loads(file.path.read_text())
+        assert record["generator"] == file.config and record["output"].endswith(" says")
+
+
 # -- keys and endpoints --------------------------------------------------------------------------
 @pytest.mark.parametrize(
     "url",

@@ -90,7 +90,8 @@ def export_alpaca_eval(
     """Write one model-outputs file per config (every config, or the ones named) into a directory.
 
     File names are the config names made safe on every OS (``llama3:8b-q4`` becomes
-    ``llama3-8b-q4-<hash>.json``); each ``AlpacaEvalFile`` says what was left out and why.
+    ``llama3-8b-q4-<hash>.json``; ``GPT-4o`` and ``gpt-4o`` stay two files where case is ignored);
+    each ``AlpacaEvalFile`` says what was left out and why.
     """
     target = Path(directory)
     target.mkdir(parents=True, exist_ok=True)
