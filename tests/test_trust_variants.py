@@ -6,6 +6,7 @@ files that are not UTF-8, trace content that would name files.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 
@@ -120,6 +121,66 @@ def test_a_debate_trace_with_a_config_field_of_the_wrong_type_is_one_line(field,
         Trace.load(path)
     for argv in (["show", str(path)], ["export", str(path), "--out", str(tmp_path / "s.jsonl")]):
         assert main(argv) == 1
+
+
+# -- a full disk: what could not be written is not left behind, and it is one line --------------
+@pytest.fixture(params=["tmpfs", "simulated"])
+def full_folder(request, tmp_path, monkeypatch):
+    """A folder on a full disk: a real 64 KB tmpfs filled up (needs root), or one where every write
+    of a file moa_lab opens fails with ENOSPC once the file exists (as a full disk behaves)."""
+    import errno
+    import io
+    import os
+    import subprocess
+    import types
+
+    folder = tmp_path / "full"
+    folder.mkdir()
+    if request.param == "tmpfs":
+        mounted = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(folder)], capture_output=True
+        )
+        if mounted.returncode:
+            pytest.skip("cannot mount a tmpfs here (not root)")
+        request.addfinalizer(lambda: subprocess.run(["umount", "-l", str(folder)], check=False))
+        with contextlib.suppress(OSError), open(folder / "filler", "wb") as filler:
+            while True:
+                filler.write(b"\0" * 4096)
+                filler.flush()
+        return folder
+
+    class Full(io.FileIO):
+        def write(self, data):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    real_open = open
+
+    def full_open(file, mode="r", *args, encoding=None, **kwargs):
+        if str(file).startswith(str(folder)) and any(m in mode for m in "wxa"):
+            return io.TextIOWrapper(io.BufferedWriter(Full(file, mode.strip("tb"))), encoding)
+        return real_open(file, mode, *args, encoding=encoding, **kwargs)
+
+    import moa_lab._trace.files as files
+
+    monkeypatch.setattr(files, "open", full_open, raising=False)
+    full_os = types.SimpleNamespace(**vars(os))  # os as files.py alone sees it
+    full_os.fdopen = lambda fd, mode="r", *a, encoding=None, **k: io.TextIOWrapper(
+        io.BufferedWriter(Full(fd, "w")), encoding
+    )
+    monkeypatch.setattr(files, "os", full_os)
+    return folder
+
+
+def test_a_run_whose_trace_folder_is_full_leaves_no_empty_trace(
+    fake, full_folder, monkeypatch, cli_fails
+):
+    monkeypatch.setenv("MOA_LAB_TRACE_DIR", str(full_folder / "traces"))
+    before = sorted(p.name for p in full_folder.rglob("*"))
+    argv = ["run", "Hi", "--base-url", fake.url, "--proposers", "a", "--aggregator", "z", "--no-cache"]
+    cli_fails(r"cannot write the trace to .*No space left on device", [*argv, "--quiet"])
+    assert sorted(p.name for p in full_folder.rglob("*") if p.is_file()) == [
+        n for n in before if n != "traces"
+    ]
 
 
 # -- keys go only where the user sent them, and never in clear unasked ---------------------------
