@@ -183,6 +183,15 @@ def test_a_run_whose_trace_folder_is_full_leaves_no_empty_trace(
     ]
 
 
+def test_an_export_onto_a_full_disk_is_one_line_and_leaves_no_file(full_folder, cli_fails, capsys):
+    out = full_folder / "spans.jsonl"
+    cli_fails(
+        r"cannot write the spans to .*spans\.jsonl: No space left on device",
+        ["export", str(OLD / "failed-proposer.json"), "--out", str(out)],
+    )
+    assert not out.exists() and not list(full_folder.glob(".spans*"))
+
+
 # -- keys go only where the user sent them, and never in clear unasked ---------------------------
 def _naming(trace, base_url, key_env):
     """The trace as someone could share it: every agent at ``base_url`` with the key in ``key_env``."""

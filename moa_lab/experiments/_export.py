@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from moa_lab._errors import ConfigError
 from moa_lab._text import safe_file_name
+from moa_lab._trace.files import write_atomically
 
 if TYPE_CHECKING:
     from moa_lab.experiments._results import ExperimentResult
@@ -99,6 +100,6 @@ def export_alpaca_eval(
     for name in configs or [c.name for c in result.candidates]:
         records, failed, duplicates = _outputs(result, name)
         path = target / f"{safe_file_name(name)}.json"
-        path.write_text(json.dumps(records, indent=2, ensure_ascii=False) + "\n", "utf-8")
+        write_atomically(path, json.dumps(records, indent=2, ensure_ascii=False) + "\n")
         written.append(AlpacaEvalFile(name, path, len(records), failed, duplicates))
     return written
