@@ -44,10 +44,9 @@ _CLOSE_ONLY = re.compile(rf"^(.*?)</({_TAGS})>", re.DOTALL | re.IGNORECASE)
 #: Fields reasoning models put their thinking in, beside ``content`` (DeepSeek, vLLM, Groq, Ollama...).
 REASONING_FIELDS = ("reasoning_content", "reasoning", "thinking")
 _SURROGATE = re.compile("[\ud800-\udfff]")
-#: HTTP's delay-seconds is 1*DIGIT (RFC 9110): no sign, no fraction, no ``_``, ASCII digits only.
-_DELAY_SECONDS = re.compile("[0-9]+")
-#: ``Retry-After-Ms`` (OpenAI, Azure) is not standard: a plain decimal number of milliseconds.
-_DELAY_MILLIS = re.compile("[0-9]+(?:[.][0-9]+)?")
+#: A wait as HTTP writes it (delay-seconds is 1*DIGIT, RFC 9110), or with a decimal fraction as
+#: servers (and ``Retry-After-Ms``) also send: ASCII digits only, no sign, exponent or ``_``.
+_DELAY = re.compile("[0-9]+(?:[.][0-9]+)?")
 
 
 @dataclass(frozen=True)
@@ -367,16 +366,16 @@ def retry_after_seconds(headers: Any) -> float | None:
     """Seconds a server asked us to wait (``Retry-After-Ms``, ``Retry-After`` seconds or date).
 
     None unless the wait is usable: a positive number written as HTTP writes it, or a date still to
-    come. ``soon``, ``-5``, ``1_000``, ``0``, a date past or no clock can reach: the caller then
+    come. ``soon``, ``-5``, ``1_000``, ``1e3``, ``0``, a date past or no clock can reach: the caller then
     backs off as if nothing were sent (retrying at once would only meet the same refusal).
     """
     millis = (headers.get("retry-after-ms") or "").strip()
-    if _DELAY_MILLIS.fullmatch(millis):
+    if _DELAY.fullmatch(millis):
         seconds = _positive(float(millis) / 1000)
         if seconds is not None:
             return seconds
     value = (headers.get("retry-after") or "").strip()
-    if _DELAY_SECONDS.fullmatch(value):
+    if _DELAY.fullmatch(value):
         return _positive(float(value))
     try:
         when = email.utils.parsedate_to_datetime(value)

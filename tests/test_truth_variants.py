@@ -66,7 +66,19 @@ def test_a_lone_surrogate_anywhere_in_a_reply_is_replaced_and_the_calls_are_kept
 # -- faults and limits: a Retry-After that is no usable wait is the backoff, never "retry now" -----
 @pytest.mark.parametrize(
     "value",
-    ["-5", "0", "-0", "1_000", "+3", "2.5", "1e3", "\u0663", "past-date", "Sun Nov  6 08:49:37 1994"],
+    [
+        "-5",
+        "0",
+        "-0",
+        "0.0",
+        "1_000",
+        "+3",
+        ".5",
+        "1e3",
+        "\u0663",
+        "past-date",
+        "Sun Nov  6 08:49:37 1994",
+    ],
 )
 def test_a_retry_after_that_is_no_usable_wait_falls_back_to_the_backoff(value):
     if value == "past-date":
@@ -79,8 +91,9 @@ def test_a_retry_after_that_is_no_usable_wait_falls_back_to_the_backoff(value):
     assert len(call.retry_waits) == 1 and 0.025 <= call.retry_waits[0] <= 0.05, call.retry_waits
 
 
-def test_a_retry_after_in_plain_seconds_is_honoured_up_to_the_cap():
-    with FakeLLM(faults={"alpha": [429]}, retry_after="7") as server:
+@pytest.mark.parametrize("value", ["7", "2.5"])
+def test_a_retry_after_in_plain_seconds_is_honoured_up_to_the_cap(value):
+    with FakeLLM(faults={"alpha": [429]}, retry_after=value) as server:
         trace = _run(fake_config(server.url, backoff=0.01, backoff_max=0.15))
     assert trace["L1.0"].retry_waits == (0.15,)
 
