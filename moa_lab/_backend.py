@@ -8,13 +8,13 @@ key reach an error message.
 from __future__ import annotations
 
 import asyncio
-import email.utils
+import codecs
 import json
-import math
 import os
 import random
+import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,7 +22,13 @@ import httpx2
 import openai
 
 from moa_lab._errors import CallError, ConfigError
-from moa_lab._responses import clean_text, read_completion, reasoning_of
+from moa_lab._responses import (
+    clean_text,
+    read_completion,
+    reasoning_of,
+    retry_after_seconds,
+    stream_failed,
+)
 from moa_lab._trace import Usage
 
 __all__ = [
@@ -220,7 +226,7 @@ class Backend:
                         notes.append(f"HTTP {exc.status_code} to a streamed request: asked again, whole")
                         continue
                     error = _status_error(exc, base_url, model, key_env)
-                    retry_after = _retry_after(exc.response.headers)
+                    retry_after = retry_after_seconds(exc.response.headers)
                 except (openai.APITimeoutError, asyncio.TimeoutError, TimeoutError):
                     error = CallError(
                         f"{base_url} timed out for {model} (no whole answer within "
@@ -289,17 +295,18 @@ _STREAMED: dict[str, Any] = {"stream": True, "stream_options": {"include_usage":
 
 async def _streamed_body(
     reply: Any, seconds_left: float, on_text: Callable[[str, bool], None] | None, where: str
-) -> tuple[str, float | None]:
-    """An event stream read line by line within the deadline: the whole body, and the Unix time
-    its first token arrived; ``on_text`` gets each piece of text as it comes. A stream that breaks
-    or ends with neither ``[DONE]`` nor a finish reason raises a retryable ``CallError``."""
-    lines: list[str] = []
+) -> tuple[bytes, float | None]:
+    """An event stream read line by line within the deadline: the whole body (bytes, for
+    ``read_completion`` to decode), and the Unix time its first token arrived; ``on_text`` gets
+    each piece of text as it comes. A stream that breaks or ends with neither ``[DONE]`` nor a
+    finish reason raises a retryable ``CallError`` (one that carried an error event is returned,
+    for ``read_completion`` to report the server's error)."""
+    raw = bytearray()
     first: list[float] = []
     ended = [False]
 
     async def read() -> None:
-        async for line in reply.aiter_lines():
-            lines.append(line)
+        async for line in _lines(reply, raw):
             if not line.startswith("data:"):
                 continue
             data = line[5:].strip()
@@ -321,17 +328,38 @@ async def _streamed_body(
         await asyncio.wait_for(read(), timeout=max(seconds_left, 0.001))
     except (httpx2.TransportError, httpx2.StreamError) as exc:
         raise CallError(
-            f"{where}: the stream broke after {sum(map(len, lines))} characters ({type(exc).__name__})",
+            f"{where}: the stream broke after {len(raw)} bytes ({type(exc).__name__})",
             retryable=True,
         ) from None
     finally:
         await reply.aclose()
-    if not ended[0]:
+    if not ended[0] and not stream_failed(bytes(raw)):
         raise CallError(
             f"{where}: the stream ended before the answer did (no finish reason, no [DONE])",
             retryable=True,
         )
-    return "\n".join(lines), (first[0] if first else None)
+    return bytes(raw), (first[0] if first else None)
+
+
+_LINE_END = re.compile("\r\n|\r|\n")
+
+
+async def _lines(reply: Any, raw: bytearray) -> AsyncIterator[str]:
+    """The lines of a streamed body as they arrive (``\\n``, ``\\r\\n`` or ``\\r`` ends one), decoded
+    here rather than by httpx so that ``raw`` keeps its bytes: invalid UTF-8 is then reported."""
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    pending = ""
+    async for chunk in reply.aiter_bytes():
+        raw += chunk
+        text = pending + decoder.decode(chunk)
+        held = text.endswith("\r")  # perhaps the first half of a \r\n
+        *complete, pending = _LINE_END.split(text[:-1] if held else text)
+        pending += "\r" if held else ""
+        for line in complete:
+            yield line
+    rest = (pending + decoder.decode(b"", final=True)).removesuffix("\r")
+    for line in _LINE_END.split(rest) if rest else ():
+        yield line
 
 
 def _delta(data: str) -> tuple[str, str, bool]:
@@ -354,10 +382,9 @@ def _delta(data: str) -> tuple[str, str, bool]:
     return answer, thinking, finished
 
 
-async def _body(reply: Any, seconds_left: float) -> str:
-    """The whole body of a raw reply as text, read within what is left of the attempt's deadline."""
-    data = await asyncio.wait_for(reply.aread(), timeout=max(seconds_left, 0.001))
-    return data.decode("utf-8", errors="replace")
+async def _body(reply: Any, seconds_left: float) -> bytes:
+    """The whole body of a raw reply, read within what is left of the attempt's deadline."""
+    return await asyncio.wait_for(reply.aread(), timeout=max(seconds_left, 0.001))
 
 
 def _served_at(headers: Any, sent_at: float, ended: float) -> float | None:
@@ -385,36 +412,6 @@ def _status_error(
     return CallError(
         f"HTTP {status} from {base_url} for {model}: {detail}{hint}", status=status, retryable=retryable
     )
-
-
-def _retry_after(headers: Any) -> float | None:
-    """Seconds a server asked us to wait (``Retry-After-Ms``, ``Retry-After`` seconds or date).
-
-    None when the header is missing or unreadable (``soon``, a date no clock can reach): the caller
-    then backs off as if none were sent.
-    """
-    millis = headers.get("retry-after-ms")
-    if millis:
-        try:
-            return _finite(float(millis) / 1000)
-        except ValueError:
-            pass
-    value = headers.get("retry-after")
-    if not value:
-        return None
-    try:
-        return _finite(float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-        return _finite(when.timestamp() - time.time())
-    except (TypeError, ValueError, OverflowError, IndexError):
-        return None
-
-
-def _finite(seconds: float) -> float | None:
-    return max(seconds, 0.0) if math.isfinite(seconds) else None
 
 
 def _first_line(text: str, limit: int = 300) -> str:

@@ -12,13 +12,17 @@ help. Missing counts stay None (unknown), never 0; invalid characters are replac
 
 from __future__ import annotations
 
+import email.utils
 import json
+import math
 import re
+import time
 from dataclasses import dataclass
+from datetime import timezone
 from typing import Any
 
 from moa_lab._errors import CallError
-from moa_lab._trace import Usage
+from moa_lab._trace import Usage, cut_off
 
 __all__ = [
     "REASONING_FIELDS",
@@ -26,7 +30,9 @@ __all__ = [
     "clean_text",
     "read_completion",
     "reasoning_of",
+    "retry_after_seconds",
     "split_reasoning",
+    "stream_failed",
     "timings",
 ]
 
@@ -38,6 +44,9 @@ _CLOSE_ONLY = re.compile(rf"^(.*?)</({_TAGS})>", re.DOTALL | re.IGNORECASE)
 #: Fields reasoning models put their thinking in, beside ``content`` (DeepSeek, vLLM, Groq, Ollama...).
 REASONING_FIELDS = ("reasoning_content", "reasoning", "thinking")
 _SURROGATE = re.compile("[\ud800-\udfff]")
+#: A wait as HTTP writes it (delay-seconds is 1*DIGIT, RFC 9110), or with a decimal fraction as
+#: servers (and ``Retry-After-Ms``) also send: ASCII digits only, no sign, exponent or ``_``.
+_DELAY = re.compile("[0-9]+(?:[.][0-9]+)?")
 
 
 @dataclass(frozen=True)
@@ -163,20 +172,49 @@ def _error_body(error: Any) -> tuple[str, bool]:
     return message, not client_fault
 
 
+def _chunk_error(chunk: Any) -> Any:
+    """The error a stream's chunk carries instead of an answer, or None: ``{"error": ...}``
+    (OpenAI, Anthropic, TGI's string), or a chunk that is itself one (vLLM's ``"object": "error"``)."""
+    if not isinstance(chunk, dict):
+        return None
+    if chunk.get("error"):
+        return chunk["error"]
+    return chunk if "error" in (chunk.get("object"), chunk.get("type")) else None
+
+
+def _event_error(data: str) -> Any:
+    """The error of an event named ``error`` (``event: error``; llama.cpp's ``error:`` lines)."""
+    try:
+        payload = json.loads(data)
+    except json.JSONDecodeError:
+        return data or "no detail"
+    return _chunk_error(payload) or payload
+
+
 def _from_event_stream(text: str) -> dict[str, Any]:
-    """A chat.completion assembled from the chunks of an event stream (``data: {...}`` lines)."""
+    """A chat.completion assembled from the chunks of an event stream (``data: {...}`` lines), or
+    ``{"error": ...}`` when the stream carries an error: an error event ends the answer."""
     content: list[str] = []
     reasoning: list[str] = []
     finish = model = usage = timed = None
+    event = ""
     for line in text.splitlines():
+        if line.startswith("event:"):
+            event = line[6:].strip()
+        elif line.startswith("error:"):
+            return {"error": _event_error(line[6:].strip())}
+        elif not line.strip():
+            event = ""  # a blank line ends an event
         if not line.startswith("data:"):
             continue
         data = line[5:].strip()
+        if event == "error":
+            return {"error": _event_error(data)}
         if data == "[DONE]":
             break
         chunk = json.loads(data)
-        if "error" in chunk:
-            return chunk
+        if _chunk_error(chunk) is not None:
+            return {"error": _chunk_error(chunk)}
         model = chunk.get("model") or model
         usage = chunk.get("usage") or usage
         timed = chunk.get("timings") or timed  # llama.cpp's servers send it in the last chunk
@@ -196,11 +234,13 @@ def _from_event_stream(text: str) -> dict[str, Any]:
     }
 
 
-def read_completion(status: int, content_type: str, body: str, *, where: str) -> Answer:
+def read_completion(status: int, content_type: str, body: bytes | str, *, where: str) -> Answer:
     """The answer in a 2xx chat-completion body, or a ``CallError`` saying what came back instead.
 
-    ``where`` names the endpoint and model for the error line (``http://host/v1 for gpt-4o``).
+    ``body`` as it came (bytes: invalid UTF-8 in it is replaced and said on the answer). ``where``
+    names the endpoint and model for the error line (``http://host/v1 for gpt-4o``).
     """
+    body, undecodable = _decoded(body)
     kind = (content_type or "").split(";")[0].strip().lower() or "no content type"
     came = f"HTTP {status} {kind} from {where}"
     if kind == "text/event-stream":
@@ -262,17 +302,21 @@ def read_completion(status: int, content_type: str, body: str, *, where: str) ->
         (f"replaced {repaired} invalid character(s) (lone UTF-16 surrogates) with U+FFFD",)
         if repaired
         else ()
+    ) + (
+        (f"replaced {undecodable} invalid byte sequence(s) (not UTF-8) in the reply with U+FFFD",)
+        if undecodable
+        else ()
     )
     if not text.strip():
         used = usage.completion_tokens if usage and usage.completion_tokens is not None else "its"
         hidden = bool(usage and usage.reasoning_tokens)  # o-series models keep their thinking
-        if (reasoning or hidden) and finish == "length":
+        if (reasoning or hidden) and cut_off(finish):
             raise CallError(
                 f"{came}: the model spent all {used} tokens reasoning and gave no answer; "
                 "raise max_tokens",
                 status=status,
             )
-        if finish == "length":
+        if cut_off(finish):
             raise CallError(
                 f"{came}: the model used all {used} tokens and gave no answer; raise max_tokens",
                 status=status,
@@ -284,6 +328,22 @@ def read_completion(status: int, content_type: str, body: str, *, where: str) ->
             f"{came}: an empty answer{after} (finish_reason {finish})", status=status, retryable=True
         )
     return Answer(text, finish, reasoning, usage, served, warnings, timings(data.get("timings")))
+
+
+def stream_failed(body: bytes | str) -> bool:
+    """True when an event stream carries an error event (which ends it, with ``[DONE]`` or not)."""
+    try:
+        return "error" in _from_event_stream(_decoded(body)[0])
+    except (json.JSONDecodeError, AttributeError, TypeError):
+        return False
+
+
+def _decoded(body: bytes | str) -> tuple[str, int]:
+    """The body as text, and how many invalid UTF-8 sequences in it became U+FFFD."""
+    if isinstance(body, str):
+        return body, 0
+    text = body.decode("utf-8", errors="replace")
+    return text, text.count("\ufffd") - body.count("\ufffd".encode())
 
 
 def timings(value: Any) -> dict[str, float] | None:
@@ -300,3 +360,31 @@ def timings(value: Any) -> dict[str, float] | None:
         and abs(v) != float("inf")
     }
     return numbers or None
+
+
+def retry_after_seconds(headers: Any) -> float | None:
+    """Seconds a server asked us to wait (``Retry-After-Ms``, ``Retry-After`` seconds or date).
+
+    None unless the wait is usable: a positive number written as HTTP writes it, or a date still to
+    come. ``soon``, ``-5``, ``1_000``, ``1e3``, ``0``, a date past or no clock can reach: the caller then
+    backs off as if nothing were sent (retrying at once would only meet the same refusal).
+    """
+    millis = (headers.get("retry-after-ms") or "").strip()
+    if _DELAY.fullmatch(millis):
+        seconds = _positive(float(millis) / 1000)
+        if seconds is not None:
+            return seconds
+    value = (headers.get("retry-after") or "").strip()
+    if _DELAY.fullmatch(value):
+        return _positive(float(value))
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+        if when.tzinfo is None:  # HTTP dates are GMT; asctime's form names no zone
+            when = when.replace(tzinfo=timezone.utc)
+        return _positive(when.timestamp() - time.time())
+    except (TypeError, ValueError, OverflowError, IndexError):
+        return None
+
+
+def _positive(seconds: float) -> float | None:
+    return seconds if math.isfinite(seconds) and seconds > 0 else None

@@ -226,10 +226,23 @@ def write_atomically(path: Path, text: str) -> None:
 
 
 def create_exclusively(path: Path, text: str) -> None:
-    """Create ``path`` holding ``text``; ``FileExistsError`` if anything (a file, a symlink) is there."""
+    """Create ``path`` holding ``text``; ``FileExistsError`` if anything (a file, a symlink) is there.
+
+    A file it created but could not fill (a full disk) is removed again, never left empty; only that
+    very file (same device and inode), so nothing someone put there since is touched.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "x", encoding="utf-8") as out:
-        out.write(text)
+    out = open(path, "x", encoding="utf-8")
+    made = os.fstat(out.fileno())
+    try:
+        with out:
+            out.write(text)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            now = os.lstat(path)
+            if (now.st_dev, now.st_ino) == (made.st_dev, made.st_ino):
+                os.unlink(path)
+        raise
 
 
 def describe_os_error(exc: OSError, path: Path) -> str:

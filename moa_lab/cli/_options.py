@@ -69,7 +69,8 @@ def run_warnings(trace: Any) -> list[str]:
     if final is not None and final.truncated:
         cap = final.params.get("max_tokens", "its")
         warnings.append(
-            f"the answer was cut off at the token cap ({cap} tokens, finish_reason length); "
+            f"the answer was cut off at the token cap ({cap} tokens, finish_reason "
+            f"{final.finish_reason}); "
             "raise --max-tokens or the agent's max_tokens"
         )
     proposers = [c for c in trace.records() if c.role == "proposer"]

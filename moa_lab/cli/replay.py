@@ -84,7 +84,8 @@ def add_command(subparsers: Any) -> None:
         action="append",
         default=[],
         metavar="HOST",
-        help="send keys to this host for this replay although you have not approved it (repeatable)",
+        help="send keys to this host for this replay although you have not approved it (repeatable; "
+        "http://HOST[:PORT] for a plain-http endpoint)",
     )
     cmd.add_argument("--trace-out", metavar="PATH", help="where to write the new trace JSON")
     cmd.add_argument("--dry-run", action="store_true", help="print the plan only; send nothing")
