@@ -643,6 +643,27 @@ def test_local_preset_is_self_moa_lite_on_the_local_model_at_no_cost(fake_gguf, 
     assert len(loaded[0].calls) == 4
 
 
+def test_local_mix_mixes_three_packaged_models_with_the_papers_prompt(fake_gguf, tmp_path, monkeypatch):
+    _, loaded = fake_gguf
+    files = {}
+    for name in local.MODELS:  # each packaged model's GGUF stands in a file of its own
+        files[name] = tmp_path / f"{local.MODELS[name].served_name}.gguf"
+        files[name].write_bytes(b"GGUF")
+    monkeypatch.setattr(_server, "gguf_path", lambda base_url: files[base_url.partition(":")[2]])
+    monkeypatch.setenv(local.GGUF_ENV, "/elsewhere/ignored.gguf")  # names models: not redirected
+    trace = _run("local-mix")
+    assert trace.status == "complete" and trace.totals().cost == 0
+    proposers = [trace[n] for n in trace.calls(1)]
+    assert [p.base_url for p in proposers] == [f"local:{name}" for name, *_ in local.MIX_PROPOSERS]
+    assert len({p.served_model for p in proposers}) == 3
+    assert len({p.params["seed"] for p in proposers}) == 3
+    aggregator = trace[trace.aggregator()]
+    assert aggregator.served_model == local.DEFAULT_MODEL.served_name
+    assert aggregator.messages[0]["content"].startswith(moa_lab.AGGREGATE_AND_SYNTHESIZE.split("{")[0])
+    assert len(loaded) == 3, "one loaded model per packaged model"
+    assert {fake.chat_format for fake in loaded} == {None, "gemma"}
+
+
 def _command(*argv: str) -> int:
     return main(["local-model", *argv])
 
@@ -781,3 +802,35 @@ def test_a_real_model_streams_the_answer_it_gives_whole(name):
     assert finish["choices"][0]["finish_reason"] == whole["choices"][0]["finish_reason"]
     assert finish["timings"]["predicted_n"] == whole["usage"]["completion_tokens"]
     assert float(headers[local.SERVED_AT_HEADER]) > 0
+
+
+@pytest.mark.slow
+def test_local_mix_answers_offline_with_three_different_models_through_the_cli(tmp_path):
+    trace_path = tmp_path / "mix.json"
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from moa_lab.cli import main; sys.exit(main(sys.argv[1:]))",
+            "run",
+            "What is 12 + 30? Answer with the number.",
+            "--preset",
+            "local-mix",
+            "--trace-out",
+            str(trace_path),
+            "--no-cache",
+            "--stream",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert done.returncode == 0, done.stderr
+    trace = Trace.load(trace_path)
+    assert trace.status == "complete" and done.stdout.strip() == trace.final.strip()
+    served = {trace[n].served_model for n in trace.calls(1)}
+    assert served == {model.served_name for model in local.MODELS.values()}
+    for node in trace.calls():
+        call = trace[node]
+        assert call.error is None and call.response and call.ttft is not None, node
+        assert call.warnings == () or all("stream" not in w for w in call.warnings)
