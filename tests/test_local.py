@@ -569,6 +569,26 @@ def test_a_client_that_hangs_up_stops_the_generation(fake_gguf, monkeypatch):
     assert time.perf_counter() - started < 10.0
 
 
+def test_models_load_one_at_a_time(monkeypatch, tmp_path):
+    """llama-cpp-python swaps stdout and stderr for /dev/null while it loads; two loads at once
+    (local-mix loads three models on three threads) left the process printing nothing."""
+    from moa_lab.local import _llama
+
+    inside, most = [0], [0]
+
+    class Loading:
+        def __init__(self, **options):
+            inside[0] += 1
+            most[0] = max(most[0], inside[0])
+            time.sleep(0.1)
+            inside[0] -= 1
+
+    monkeypatch.setattr(_llama, "_serving_llama", lambda: Loading)
+    with ThreadPoolExecutor(max_workers=3) as threads:
+        list(threads.map(lambda n: _llama.load_llama(tmp_path / f"{n}.gguf"), range(3)))
+    assert most[0] == 1
+
+
 def test_the_streamed_text_is_always_a_prefix_of_the_answer():
     """Bytes split inside a character and text that may start a stop string wait for the next
     tokens; a stop string ends the stream where llama-cpp-python ends the answer."""
