@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+from pathlib import Path
 
 import pytest
 
@@ -20,6 +21,7 @@ from moa_lab.experiments import (
     extract_answer,
     is_correct,
     load_dataset,
+    load_experiment_file,
     paper_variants,
     pareto_front,
     parse_verdict,
@@ -592,3 +594,15 @@ def test_labels_of_neighbouring_points_are_placed_apart():
     assert len({label.position for label in labels}) == len(labels)  # no two in one spot, side by side
     edge = place_labels([(10.0, 1.0)], ["at the top right corner"], (0, 10), (0, 1))
     assert edge[0].position == "bottom left"
+
+
+def test_the_readme_experiment_file_loads(tmp_path):
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text("utf-8")
+    block = readme.split("# local-vs-singles.yaml\n", 1)[1].split("```", 1)[0]
+    path = tmp_path / "local-vs-singles.yaml"
+    path.write_text(block, "utf-8")
+    loaded = load_experiment_file(path)
+    names = [c.name for c in loaded["configs"]]
+    assert names[-1] == "self-moa" and len(names) == 4  # three proposers alone, then the mixture
+    assert loaded["dataset"] == "arithmetic" and loaded["system"].startswith("End with")
+    assert all(a.max_tokens == 96 for c in loaded["configs"] for a in c.config.agents())

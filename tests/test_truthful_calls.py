@@ -188,8 +188,9 @@ def test_missing_usage_counts_are_unknown_and_so_is_the_cost():
     assert totals.prompt_tokens is None and totals.cost is None
 
 
-def test_a_truncated_answer_is_warned_about_and_shown(capsys, tmp_path):
-    with FakeLLM(broken={"omega": "truncated", "alpha": "truncated"}) as server:
+@pytest.mark.parametrize("mode", ["truncated", "truncated-max-tokens"])
+def test_a_truncated_answer_is_warned_about_and_shown(mode, capsys, tmp_path):
+    with FakeLLM(broken={"omega": mode, "alpha": mode}) as server:
         out = tmp_path / "t.json"
         argv = ["run", "Hi", "--base-url", server.url, "--proposers", "alpha,beta"]
         status = main([*argv, "--aggregator", "omega", "--no-cache", "--quiet", "--trace-out", str(out)])

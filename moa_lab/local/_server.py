@@ -43,7 +43,6 @@ from __future__ import annotations
 import atexit
 import json
 import queue
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -51,9 +50,6 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
-from tqdm.auto import tqdm
-
-from moa_lab._backend import CALL_HEADER, PROGRESS_HEADER
 from moa_lab._errors import ConfigError
 from moa_lab._server import ChatServer, HTTPReply, Reply, completion
 from moa_lab.local._llama import check_llama, load_llama
@@ -107,7 +103,6 @@ class LocalServer(ChatServer):
     def __init__(self, load: Callable[[], Any], name: str):
         super().__init__(self._answer, models=[name], record=False)
         self.name = name
-        self.calls = 0
         self._worker = ModelWorker(load, _close_model, name)
 
     @classmethod
@@ -123,13 +118,8 @@ class LocalServer(ChatServer):
 
     def _answer(self, body: dict[str, Any]) -> Reply:
         options = sampling_options(body)
-        show = {
-            "call": self.header(CALL_HEADER),
-            "progress": self.header(PROGRESS_HEADER) != "0",
-            "model": body.get("model", self.name),
-        }
         stream = _Stream() if body.get("stream") else None
-        future = self._submit(lambda llm, wait: self._serve(llm, wait, body, options, show, stream))
+        future = self._submit(lambda llm, wait: self._serve(llm, wait, body, options, stream))
         if stream is None:
             answer = _settled(future)
             return Reply.json(answer, headers={SERVED_AT_HEADER: f"{answer.pop('served_at'):.6f}"})
@@ -190,7 +180,6 @@ class LocalServer(ChatServer):
         wait: Wait,
         body: dict[str, Any],
         options: dict[str, Any],
-        show: dict[str, Any],
         stream: _Stream | None,
     ) -> dict[str, Any]:
         """One call on the worker thread: generate (handing each piece of text to ``stream``), and
@@ -199,40 +188,27 @@ class LocalServer(ChatServer):
         if stream is not None:
             stream.served_at = served_at
         started = time.perf_counter()
-        self.calls += 1
-        label = f"local {show['call'] or f'#{self.calls}'} {show['model']} T={options['temperature']}"
-        if options["seed"] is not None:
-            label += f" seed={options['seed']}"
         token_times: list[float] = []
-        with tqdm(
-            total=options["max_tokens"],
-            desc=label,
-            unit="tok",
-            file=sys.stderr,
-            leave=False,
-            disable=None if show["progress"] else True,
-        ) as bar:
 
-            def on_token(piece: str) -> None:
-                if self._worker.closing.is_set():  # the process is exiting: stop generating
-                    raise WorkerClosed(f"the local model {self.name} is shutting down")
-                if stream is not None:
-                    if stream.cancelled.is_set():
-                        raise WorkerClosed(f"the client of a call to {self.name} hung up")
-                    if piece:
-                        stream.pieces.put(piece)
-                token_times.append(time.perf_counter())
-                bar.update(1)
+        def on_token(piece: str) -> None:
+            if self._worker.closing.is_set():  # the process is exiting: stop generating
+                raise WorkerClosed(f"the local model {self.name} is shutting down")
+            if stream is not None:
+                if stream.cancelled.is_set():
+                    raise WorkerClosed(f"the client of a call to {self.name} hung up")
+                if piece:
+                    stream.pieces.put(piece)
+            token_times.append(time.perf_counter())
 
-            llm.on_token = on_token
-            # No llm.reset(): the model starts each call as from an empty context itself, reusing
-            # only the prefill of a prompt equal to the last one (see _llama.ServingLlama).
-            try:
-                result = llm.create_chat_completion(messages=body.get("messages") or [], **options)
-            except ValueError as exc:  # llama.cpp's word for a prompt longer than the context
-                raise HTTPReply(400, f"{self.name}: {exc}") from None
-            finally:
-                llm.on_token = None
+        llm.on_token = on_token
+        # No llm.reset(): the model starts each call as from an empty context itself, reusing
+        # only the prefill of a prompt equal to the last one (see _llama.ServingLlama).
+        try:
+            result = llm.create_chat_completion(messages=body.get("messages") or [], **options)
+        except ValueError as exc:  # llama.cpp's word for a prompt longer than the context
+            raise HTTPReply(400, f"{self.name}: {exc}") from None
+        finally:
+            llm.on_token = None
         ended = time.perf_counter()
         choice = result["choices"][0]
         usage = result["usage"]
