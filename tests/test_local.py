@@ -569,6 +569,26 @@ def test_a_client_that_hangs_up_stops_the_generation(fake_gguf, monkeypatch):
     assert time.perf_counter() - started < 10.0
 
 
+def test_models_load_one_at_a_time(monkeypatch, tmp_path):
+    """llama-cpp-python swaps stdout and stderr for /dev/null while it loads; two loads at once
+    (local-mix loads three models on three threads) left the process printing nothing."""
+    from moa_lab.local import _llama
+
+    inside, most = [0], [0]
+
+    class Loading:
+        def __init__(self, **options):
+            inside[0] += 1
+            most[0] = max(most[0], inside[0])
+            time.sleep(0.1)
+            inside[0] -= 1
+
+    monkeypatch.setattr(_llama, "_serving_llama", lambda: Loading)
+    with ThreadPoolExecutor(max_workers=3) as threads:
+        list(threads.map(lambda n: _llama.load_llama(tmp_path / f"{n}.gguf"), range(3)))
+    assert most[0] == 1
+
+
 def test_the_streamed_text_is_always_a_prefix_of_the_answer():
     """Bytes split inside a character and text that may start a stop string wait for the next
     tokens; a stop string ends the stream where llama-cpp-python ends the answer."""
@@ -641,6 +661,27 @@ def test_local_preset_is_self_moa_lite_on_the_local_model_at_no_cost(fake_gguf, 
     assert {trace[n].model for n in trace.calls()} == {"tiny-chat"}
     assert trace.totals().cost == 0
     assert len(loaded[0].calls) == 4
+
+
+def test_local_mix_mixes_three_packaged_models_with_the_papers_prompt(fake_gguf, tmp_path, monkeypatch):
+    _, loaded = fake_gguf
+    files = {}
+    for name in local.MODELS:  # each packaged model's GGUF stands in a file of its own
+        files[name] = tmp_path / f"{local.MODELS[name].served_name}.gguf"
+        files[name].write_bytes(b"GGUF")
+    monkeypatch.setattr(_server, "gguf_path", lambda base_url: files[base_url.partition(":")[2]])
+    monkeypatch.setenv(local.GGUF_ENV, "/elsewhere/ignored.gguf")  # names models: not redirected
+    trace = _run("local-mix")
+    assert trace.status == "complete" and trace.totals().cost == 0
+    proposers = [trace[n] for n in trace.calls(1)]
+    assert [p.base_url for p in proposers] == [f"local:{name}" for name, *_ in local.MIX_PROPOSERS]
+    assert len({p.served_model for p in proposers}) == 3
+    assert len({p.params["seed"] for p in proposers}) == 3
+    aggregator = trace[trace.aggregator()]
+    assert aggregator.served_model == local.DEFAULT_MODEL.served_name
+    assert aggregator.messages[0]["content"].startswith(moa_lab.AGGREGATE_AND_SYNTHESIZE.split("{")[0])
+    assert len(loaded) == 3, "one loaded model per packaged model"
+    assert {fake.chat_format for fake in loaded} == {None, "gemma"}
 
 
 def _command(*argv: str) -> int:
@@ -782,3 +823,35 @@ def test_a_real_model_streams_the_answer_it_gives_whole(name):
     assert finish["choices"][0]["finish_reason"] == whole["choices"][0]["finish_reason"]
     assert finish["timings"]["predicted_n"] == whole["usage"]["completion_tokens"]
     assert float(headers[local.SERVED_AT_HEADER]) > 0
+
+
+@pytest.mark.slow
+def test_local_mix_answers_offline_with_three_different_models_through_the_cli(tmp_path):
+    trace_path = tmp_path / "mix.json"
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from moa_lab.cli import main; sys.exit(main(sys.argv[1:]))",
+            "run",
+            "What is 12 + 30? Answer with the number.",
+            "--preset",
+            "local-mix",
+            "--trace-out",
+            str(trace_path),
+            "--no-cache",
+            "--stream",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert done.returncode == 0, done.stderr
+    trace = Trace.load(trace_path)
+    assert trace.status == "complete" and done.stdout.strip() == trace.final.strip()
+    served = {trace[n].served_model for n in trace.calls(1)}
+    assert served == {model.served_name for model in local.MODELS.values()}
+    for node in trace.calls():
+        call = trace[node]
+        assert call.error is None and call.response and call.ttft is not None, node
+        assert call.warnings == () or all("stream" not in w for w in call.warnings)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import functools
 import importlib.util
 import os
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -155,17 +156,25 @@ def n_threads() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
+#: One load at a time in the process: to keep llama.cpp quiet, llama-cpp-python points stdout and
+#: stderr (the file descriptors and ``sys.stdout``/``sys.stderr``) at /dev/null while it loads and
+#: puts back what it found; two loads on two models' threads at once (``local-mix``) put back each
+#: other's /dev/null, and the process printed nothing more.
+_LOADING = threading.Lock()
+
+
 def load_llama(path: Path, *, chat_format: str | None = None) -> Any:
     """Load a GGUF with llama-cpp-python on every available core (``chat_format`` for a GGUF that
-    carries no chat template)."""
-    try:
-        return _serving_llama()(
-            model_path=str(path),
-            n_ctx=N_CTX,
-            n_threads=n_threads(),
-            n_threads_batch=n_threads(),
-            chat_format=chat_format,
-            verbose=False,
-        )
-    except ValueError as exc:
-        raise ConfigError(f"{path}: llama.cpp cannot load it as a GGUF model ({exc})") from None
+    carries no chat template); loads in other threads wait their turn."""
+    with _LOADING:
+        try:
+            return _serving_llama()(
+                model_path=str(path),
+                n_ctx=N_CTX,
+                n_threads=n_threads(),
+                n_threads_batch=n_threads(),
+                chat_format=chat_format,
+                verbose=False,
+            )
+        except ValueError as exc:
+            raise ConfigError(f"{path}: llama.cpp cannot load it as a GGUF model ({exc})") from None
