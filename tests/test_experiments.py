@@ -184,6 +184,25 @@ def test_scoring_a_qa_dataset_counts_correct_answers(tmp_path):
     )
 
 
+def test_a_game24_experiment_is_scored_by_the_checker(tmp_path):
+    from moa_lab._tot.game24 import COT_PROMPT, STANDARD_PROMPT
+    from moa_lab.testing import game24_oracle
+
+    def io(body):  # an IO answer that never uses the right numbers
+        return completion(body["model"], "Answer: 4 * 6 = 24", prompt_tokens=10, completion_tokens=5)
+
+    puzzles = load_dataset("game24", limit=3)
+    with ChatServer(game24_oracle) as oracle, ChatServer(io) as wrong:
+        cot = Candidate.single(Agent(model="oracle", base_url=oracle.url))
+        cot = Candidate("cot", cot.config, alone=0, prompt_template=COT_PROMPT)
+        naive = Candidate.single(Agent(model="io", base_url=wrong.url))
+        naive = Candidate("io", naive.config, alone=0, prompt_template=STANDARD_PROMPT)
+        table = _run([cot, naive], puzzles, tmp_path).table()
+    # Scored by the checker, though a puzzle has no single answer to match.
+    assert table.loc["cot", "accuracy"] == 1.0 and table.loc["io", "accuracy"] == 0.0
+    assert table.loc["cot", "no_answer"] == 0
+
+
 def _judge_server(prefer):
     """A judge on loopback that answers with ``prefer(response_a, response_b)``."""
 
