@@ -187,7 +187,7 @@ def test_scoring_a_qa_dataset_counts_correct_answers(tmp_path):
 
 
 def test_a_game24_experiment_is_scored_by_the_checker(tmp_path):
-    from moa_lab._tot.game24 import COT_PROMPT, STANDARD_PROMPT
+    from moa_lab.experiments.game24 import COT_PROMPT, STANDARD_PROMPT
     from moa_lab.testing import game24_oracle
 
     def io(body):  # an IO answer that never uses the right numbers
