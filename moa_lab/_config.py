@@ -142,6 +142,14 @@ class Agent(BaseModel):
         }
         return {k: v for k, v in chosen.items() if v is not None} | dict(self.extra)
 
+    @property
+    def sampling(self) -> str:
+        """The settings that tell apart agents of one model, as a call's ``sampling``: ``T0.7 seed 1
+        ≤128``; ``""`` if none is set."""
+        from moa_lab._trace.call import sampling_text
+
+        return sampling_text(self.params())
+
 
 class RunSettings(BaseModel):
     """What every run has, whatever its strategy: call limits, prices and how references read.

@@ -541,8 +541,12 @@ def test_single_models_of_one_model_are_labelled_with_their_settings(tmp_path):
         base = MoAConfig(proposers=agents, aggregator=agents[0])
         result = _run(singles(base), _qa(tmp_path, count=2), tmp_path)
     assert [c.name for c in result.candidates] == ["qwen", "qwen#1"]
-    labels = " ".join(pareto_figure(result, x="tokens").data[-1].text)
-    assert "T0.5 seed 1 ≤128" in labels and "T1.0 seed 3 ≤128" in labels
+    table = result.table()
+    assert list(table["sampling"]) == ["T0.5 seed 1 ≤128", "T1.0 seed 3 ≤128"]
+    assert list(table["model"]) == ["qwen", "qwen"]
+    for source in (result, table):  # the figures tell them apart from the table alone too
+        labels = " ".join(pareto_figure(source, x="tokens").data[-1].text)
+        assert "T0.5 seed 1 ≤128" in labels and "T1.0 seed 3 ≤128" in labels
     bars = bars_figure(result).data[0]
     assert list(bars.y) == ["qwen · T0.5 seed 1 ≤128", "qwen#1 · T1.0 seed 3 ≤128"]
     assert "qwen T1.0 seed 3 ≤128" in bars.hovertext[1]

@@ -15,7 +15,7 @@ from typing import Any
 
 from moa_lab._errors import TraceError
 
-__all__ = ["CALL_FIELDS", "Call", "Usage", "cut_off", "field_error", "node_id"]
+__all__ = ["CALL_FIELDS", "Call", "Usage", "cut_off", "field_error", "node_id", "sampling_text"]
 
 #: What endpoints name an answer stopped by its token cap, in lower case with only letters kept:
 #: OpenAI's ``length``, Anthropic's and Bedrock's ``max_tokens``, Gemini's and Cohere's
@@ -84,6 +84,18 @@ def _check(where: str, name: str, value: Any, kind: str, *, optional: bool = Fal
         "dollars": "a number of dollars >= 0",
     }[kind]
     raise field_error(where, name, expected + (" or null" if optional else ""), value)
+
+
+def sampling_text(params: Mapping[str, Any]) -> str:
+    """Sampling parameters in a few characters, as every view shows them: ``T0.7 seed 1 ≤128``
+    (temperature, top_p when set, seed, max_tokens); ``""`` if none is set."""
+    parts = []
+    for key, show in (("temperature", "T{}"), ("top_p", "top-p {}"), ("seed", "seed {}")):
+        if params.get(key) is not None:
+            parts.append(show.format(params[key]))
+    if params.get("max_tokens") is not None:
+        parts.append(f"≤{params['max_tokens']}")
+    return " ".join(parts)
 
 
 @dataclass(frozen=True)
@@ -232,14 +244,7 @@ class Call:
     def sampling(self) -> str:
         """The settings that tell apart agents of one model, in a few characters:
         ``T0.7 seed 1 ≤128`` (temperature, seed, max_tokens, and top_p when set); ``""`` if none."""
-        params = self.params or {}
-        parts = []
-        for key, show in (("temperature", "T{}"), ("top_p", "top-p {}"), ("seed", "seed {}")):
-            if params.get(key) is not None:
-                parts.append(show.format(params[key]))
-        if params.get("max_tokens") is not None:
-            parts.append(f"≤{params['max_tokens']}")
-        return " ".join(parts)
+        return sampling_text(self.params or {})
 
     @property
     def token_rate(self) -> float | None:

@@ -92,6 +92,9 @@ def summarize(
             "config": candidate.name,
             "layers": candidate.layers,
             "proposers": candidate.proposers,
+            # a single model's name and settings, so configs of one model can be told apart
+            "model": candidate.agent.model if candidate.agent is not None else "",
+            "sampling": candidate.agent.sampling if candidate.agent is not None else "",
             "items": len(mine),
             "failed": int((mine["status"] == "failed").sum()),
         }
