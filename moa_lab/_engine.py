@@ -322,11 +322,14 @@ class RunState:
 
     async def finish(self, status: str) -> None:
         self.trace.graph.graph.update(status=status, finished_at=time.time())
-        if self.trace_path is not None and self.trace.path is not None:
+        # A call still in flight when a run fails (a hook or a strategy raised; in a notebook the loop
+        # goes on) must not append its journal line to the finished file.
+        path, self.trace_path = self.trace_path, None
+        if path is not None and self.trace.path is not None:
             try:
-                self.trace.save(self.trace_path)
+                self.trace.save(path)
             except OSError as exc:
-                self.trace.unsaved = _unsaved(self.trace, self.trace_path, exc)
+                self.trace.unsaved = _unsaved(self.trace, path, exc)
         await self.close()
 
     async def close(self) -> None:
