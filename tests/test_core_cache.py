@@ -1,0 +1,65 @@
+"""The call cache on disk: large answers, values it refuses, a folder it cannot open, and sharing."""
+
+from __future__ import annotations
+
+import diskcache
+import pytest
+
+from moa_lab import CacheError, CallCache
+from moa_lab._cache import open_cache
+
+
+def test_a_large_answer_round_trips(tmp_path):
+    cache = CallCache(tmp_path)
+    value = {"text": "long answer " * 10_000, "usage": None}  # stored in a file of its own
+    cache.set("k", value)
+    assert cache.get("k") == value
+    cache.close()
+    again = CallCache(tmp_path)
+    assert again.get("k") == value and len(again) == 1
+    again.clear()
+    assert len(again) == 0 and again.get("k") is None
+    again.close()
+
+
+def test_values_moa_lab_never_writes_are_a_miss_with_what_to_do(tmp_path):
+    planted = diskcache.Cache(str(tmp_path))
+    planted.set("pickled", {"not": "json text"})
+    planted.set("number", 5)
+    planted.close()
+    cache = CallCache(tmp_path)
+    refused = {
+        "pickled": "it holds a pickled value",
+        "number": "it holds a value of mode 1, not JSON text",
+    }
+    for key, why in refused.items():
+        with pytest.warns(UserWarning) as caught:
+            assert cache.get(key) is None
+        assert [str(w.message) for w in caught] == [
+            f"ignoring the cache entry {key} in {tmp_path}: moa_lab did not write it ({why}), so the "
+            "call is sent instead; delete the folder if you do not trust everyone who can write to it"
+        ]
+    cache.close()
+
+
+def test_a_folder_that_cannot_be_a_cache_is_one_line(tmp_path):
+    (tmp_path / "file").write_text("not a folder")
+    for folder in (tmp_path / "file", tmp_path / "file" / "cache"):
+        with pytest.raises(CacheError) as caught:
+            CallCache(folder)
+        assert str(caught.value) == (
+            f"the cache folder {folder} is not a folder (it, or a folder above it, is a file); "
+            "choose another folder with --cache-dir or $MOA_LAB_CACHE_DIR"
+        )
+
+
+def test_a_cache_argument_names_a_cache_and_who_closes_it(tmp_path):
+    assert open_cache(False) == (None, False) and open_cache(None) == (None, False)
+    shared = CallCache(tmp_path / "shared")
+    assert open_cache(shared) == (shared, False)
+    by_path, owned = open_cache(tmp_path / "mine")
+    assert owned and by_path.directory == tmp_path / "mine"
+    default, owned = open_cache(True)
+    assert owned and default.directory == tmp_path / "cache"  # $MOA_LAB_CACHE_DIR (conftest)
+    for cache in (shared, by_path, default):
+        cache.close()

@@ -1,0 +1,568 @@
+"""Replay: each bad edit's exact one-line message, what edits change in the new run, the plan's
+words and numbers, and the lineage a replay records.
+
+One FakeLLM serves the whole file; the 3-layer source run is made once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import re
+from dataclasses import replace
+
+import pytest
+from core_support import QUESTION, replay, reset, run, sent
+
+import moa_lab
+from moa_lab import (
+    AddProposer,
+    Agent,
+    AggregatorTemplate,
+    CallCache,
+    ConfigError,
+    NodeMessage,
+    NodeParams,
+    Price,
+    ProposerTemplate,
+    RemoveProposer,
+    RunError,
+    Trace,
+    UserPrompt,
+    edit_from_dict,
+    lineage,
+    plan,
+)
+from moa_lab._cache import canonical_json
+from moa_lab.testing import FakeLLM, fake_config
+
+TERSE = "Answer in one line, using these answers:\n{references}"
+NODES = "L1.0, L1.1, L1.2, L2.0, L2.1, L2.2, L3.0"
+
+
+@pytest.fixture(scope="module")
+def server():
+    with FakeLLM() as started:
+        yield started
+
+
+@pytest.fixture
+def fake(server):
+    return reset(server)
+
+
+@pytest.fixture(scope="module")
+def source(server):
+    """A 3-layer run: alpha, beta, gamma in layers 1 and 2, then omega."""
+    return run(fake_config(server.url, layers=3))
+
+
+@pytest.fixture(scope="module")
+def two_layers(server):
+    return run(fake_config(server.url))
+
+
+def _refused(trace, edits, message):
+    with pytest.raises(ConfigError) as caught:
+        plan(trace, edits, cache=False)
+    assert str(caught.value) == message
+
+
+# -- what edits say about themselves ---------------------------------------------------------------
+def test_an_edit_says_in_a_few_words_what_it_changes():
+    assert str(AggregatorTemplate(TERSE)) == "aggregator template"
+    assert str(ProposerTemplate(TERSE)) == "proposer template"
+    assert str(UserPrompt("q")) == "user prompt"
+    assert str(NodeMessage("L1.0", "system", "x")) == "L1.0 system message"
+    assert str(NodeParams("L2.1", model="delta", max_tokens=9)) == "L2.1 model=delta, max_tokens=9"
+    assert str(NodeParams("L2.1", temperature=0.0)) == "L2.1 temperature=0.0"
+    assert str(AddProposer("delta")) == "add delta to every proposer layer"
+    assert str(AddProposer(Agent(model="eps"), layer=2)) == "add eps to layer 2"
+    assert str(RemoveProposer("L1.2")) == "remove L1.2"
+
+
+def test_an_unknown_edit_kind_lists_the_kinds():
+    with pytest.raises(ConfigError) as caught:
+        edit_from_dict({"kind": "rename", "node": "L1.0"})
+    assert str(caught.value) == (
+        "unknown edit kind 'rename'; choose one of: aggregator_template, proposer_template, "
+        "user_prompt, node_message, node_params, add_proposer, remove_proposer, set_config"
+    )
+    with pytest.raises(ConfigError, match=r"^unknown edit kind None;"):
+        edit_from_dict({})
+
+
+def test_edits_round_trip_as_plain_data():
+    agent = Agent(model="eps", base_url="http://x/v1", temperature=0.1)
+    for edit in (AddProposer(agent, layer=1), AddProposer("delta"), NodeParams("L1.0", max_tokens=3)):
+        data = json.loads(json.dumps(edit.to_dict()))
+        assert data["kind"] == edit.kind and edit_from_dict(data) == edit
+    assert AddProposer(agent).to_dict()["agent"]["base_url"] == "http://x/v1"
+
+
+# -- bad edits: one exact line, nothing sent ----------------------------------------------------------
+NEEDS = ": the template must contain {references} where the answers go"
+NOT_AN_EDIT = (
+    " is not an edit; use AggregatorTemplate, ProposerTemplate, UserPrompt, NodeMessage, NodeParams, "
+    "AddProposer or RemoveProposer"
+)
+ROLE = "NodeMessage(L1.0): role must be 'system' or 'user' and content a string"
+EMPTY = "UserPrompt: the prompt is empty; give the question to ask"
+LAYERS = "AddProposer: layer must be one of [1, 2] (the proposer layers) or None for every one of them"
+
+
+def test_bad_edits_are_refused_with_what_to_do(fake, source):
+    no_node = f"no node 'L4.0' to edit; trace {source.run_id} has {NODES}"
+    removed = f"no node 'L1.0' to edit (another edit removes it); trace {source.run_id} has {NODES}"
+    cases = [
+        (NodeParams("L4.0", model="x"), f"NodeParams(L4.0): {no_node}"),
+        ([RemoveProposer("L1.0"), NodeParams("L1.0", model="x")], f"NodeParams(L1.0): {removed}"),
+        (["not an edit"], "'not an edit'" + NOT_AN_EDIT),
+        ([" ".join(["abc"] * 12)], "'" + "abc " * 8 + "abc…" + NOT_AN_EDIT),  # cut to 40 characters
+        (AggregatorTemplate("Sum up."), "AggregatorTemplate" + NEEDS),
+        (AggregatorTemplate(None), "AggregatorTemplate" + NEEDS),
+        (ProposerTemplate("Improve."), "ProposerTemplate" + NEEDS),
+        (UserPrompt("  "), EMPTY),
+        (UserPrompt(None), EMPTY),
+        (NodeMessage("L1.0", "assistant", "x"), ROLE),
+        (NodeMessage("L1.0", "user", None), ROLE),
+        (
+            NodeMessage("L1.0", "system", "x {references}"),
+            "NodeMessage(L1.0): layer 1 reads no references; remove {references} from the message",
+        ),
+        (NodeMessage("L2.0", "system", "Improve."), "NodeMessage(L2.0)" + NEEDS),
+        (
+            NodeParams("L1.0"),
+            "NodeParams(L1.0): nothing to change; set model, temperature, max_tokens or base_url",
+        ),
+        (RemoveProposer("L3.0"), "RemoveProposer(L3.0): L3.0 is the aggregator; a mixture needs one"),
+        (RemoveProposer("L4.0"), f"RemoveProposer(L4.0): {no_node}"),
+        (NodeMessage("L4.0", "user", "x"), f"NodeMessage(L4.0): {no_node}"),
+        (
+            [RemoveProposer("L2.0"), RemoveProposer("L2.1"), RemoveProposer("L2.2")],
+            "RemoveProposer(L2.2): L2.2 is the last proposer of layer 2",
+        ),
+        (AddProposer("delta", layer=3), LAYERS),
+        (AddProposer("delta", layer=0), LAYERS),
+    ]
+    for edits, message in cases:
+        _refused(source, edits, message)
+    assert fake.chat_requests() == []
+
+
+def test_bad_edits_of_other_shapes_of_run(fake, two_layers):
+    _refused(
+        two_layers,
+        ProposerTemplate(TERSE),
+        "ProposerTemplate: this run has 2 layers, so no proposer reads references; "
+        "use AggregatorTemplate to change the aggregator's",
+    )
+    one_call = run(fake_config(fake.url, layers=1, proposers=()))
+    _refused(
+        one_call,
+        AggregatorTemplate(TERSE),
+        "AggregatorTemplate: this run is one call that reads no references; use "
+        "NodeMessage('L1.0', 'system' or 'user', text) to change what it was sent",
+    )
+    no_user = run(fake_config(fake.url), prompt=[{"role": "system", "content": "Say hi."}])
+    no_message = "the run's messages have no user message to replace"
+    _refused(no_user, UserPrompt("Hi?"), f"UserPrompt: {no_message}")
+    _refused(no_user, NodeMessage("L2.0", "user", "Hi?"), f"NodeMessage(L2.0): {no_message}")
+
+
+def test_a_bad_agent_setting_is_one_line_naming_the_edit(source):
+    with pytest.raises(ConfigError, match=r"^NodeParams\(L1.0\): temperature: ") as caught:
+        plan(source, NodeParams("L1.0", temperature=5.0), cache=False)
+    assert "\n" not in str(caught.value)
+    with pytest.raises(ConfigError, match=r"^AddProposer: "):
+        plan(source, AddProposer("", layer=1), cache=False)
+
+
+# -- what edits change --------------------------------------------------------------------------------
+def test_an_aggregator_template_of_a_two_layer_run_leaves_no_proposer_template(fake, two_layers):
+    new = replay(two_layers, AggregatorTemplate(TERSE))
+    assert new.config["proposer_template"] is None and new.config["aggregator_template"] == TERSE
+    assert sent(fake) == ["omega"]
+
+
+def test_a_second_aggregator_template_keeps_the_proposers_first_template(fake, source):
+    new = replay(source, [AggregatorTemplate(TERSE), AggregatorTemplate("Again:\n{references}")])
+    assert new.config["proposer_template"] == source.config["aggregator_template"]
+    assert new.config["aggregator_template"] == "Again:\n{references}"
+
+
+def test_a_proposer_template_reaches_the_later_proposers_only(fake, source):
+    new = replay(source, ProposerTemplate(TERSE))
+    layer2 = [r for r in fake.chat_requests() if r.model != "omega"]
+    assert len(layer2) == 3 and all(r.system.startswith("Answer in one line") for r in layer2)
+    assert not fake.chat_requests()[-1].system.startswith("Answer in one line")
+    assert new.config["proposer_template"] == TERSE
+
+
+def test_an_added_proposer_copies_the_first_proposers_settings(fake):
+    config = fake_config(fake.url, proposers=["alpha", "beta"])
+    first = config.proposers[0][0].model_copy(update={"temperature": 0.2, "seed": 4})
+    source = run(config.model_copy(update={"proposers": [[first, config.proposers[0][1]]]}))
+    fake.requests.clear()
+    new = replay(source, AddProposer("delta"))
+    added = next(r for r in fake.chat_requests() if r.model == "delta")
+    assert added.body["temperature"] == 0.2 and added.body["seed"] == 4
+    assert new["L1.2"].model == "delta" and new["L1.2"].origin is None
+    (node,) = [n for n in new.to_dict()["nodes"] if n["id"] == "L1.2"]
+    assert node["lineage"] == "edited" and "origin" not in node and "picked" not in node
+    fake.requests.clear()
+    own = Agent(model="eps", base_url=fake.url, temperature=1.5)
+    replay(source, AddProposer(own, layer=1))
+    assert next(r for r in fake.chat_requests() if r.model == "eps").body["temperature"] == 1.5
+
+
+def test_an_added_proposer_joins_every_proposer_layer(fake, source):
+    new = replay(source, AddProposer("delta"))
+    assert [new[n].model for n in new.calls(1)] == ["alpha", "beta", "gamma", "delta"]
+    assert [new[n].model for n in new.calls(2)] == ["alpha", "beta", "gamma", "delta"]
+    assert new.references("L3.0") == ["L2.0", "L2.1", "L2.2", "L2.3"]
+
+
+def test_a_user_message_edit_replaces_the_last_user_message_only(fake):
+    messages = [
+        {"role": "user", "content": "first"},
+        {"role": "assistant", "content": "ok"},
+        {"role": "user", "content": "second"},
+    ]
+    source = run(fake_config(fake.url), prompt=messages)
+    fake.requests.clear()
+    new = replay(source, NodeMessage("L1.1", "user", "changed"))
+    (request,) = [r for r in fake.chat_requests() if r.model == "beta"]
+    assert [m["content"] for m in request.body["messages"]] == ["first", "ok", "changed"]
+    assert new.node_messages == {"L1.1": {"user": "changed"}}
+    prompt = replay(source, UserPrompt("third"))
+    assert [m["content"] for m in prompt.messages] == ["first", "ok", "third"]
+    assert prompt.prompt == "third"
+
+
+def test_a_system_message_edit_replaces_the_users_system_message(fake):
+    messages = [{"role": "system", "content": "Be French."}, {"role": "user", "content": QUESTION}]
+    source = run(fake_config(fake.url), prompt=messages)
+    fake.requests.clear()
+    replay(source, NodeMessage("L2.0", "system", "Pick one:\n{references}"))
+    aggregator = fake.chat_requests()[-1]
+    assert aggregator.system.startswith("Pick one:\n1. ") and "French" not in aggregator.system
+    assert aggregator.body["messages"][1:] == [{"role": "user", "content": QUESTION}]
+
+
+def test_removing_a_node_drops_its_message_edit(fake, source):
+    edited = replay(source, NodeMessage("L1.1", "system", "Be brief."))
+    again = replay(edited, RemoveProposer("L1.1"))
+    assert again.node_messages == {}
+    kept = replay(edited, RemoveProposer("L1.0"))
+    assert kept.node_messages == {"L1.0": {"system": "Be brief."}}
+    assert kept["L1.0"].origin == "L1.1" and kept["L1.0"].reused
+
+
+# -- the plan -----------------------------------------------------------------------------------------
+def test_the_plan_says_why_each_call_is_sent(fake, source):
+    planned = plan(
+        source,
+        [NodeParams("L1.0", model="delta", temperature=0.1), NodeMessage("L2.1", "system", TERSE),
+         NodeParams("L3.0", base_url="http://127.0.0.1:9/v1"), AddProposer("eps", layer=1),
+         NodeMessage("L1.2", "user", "Why is the sea blue?")],
+        cache=False,
+    )  # fmt: skip
+    reasons = {n.node: (n.lineage, n.reason) for n in planned.nodes}
+    assert reasons == {
+        "L1.0": ("edited", "model alpha → delta, temperature 0.7 → 0.1"),
+        "L1.1": ("reused", "unchanged"),
+        "L1.2": ("edited", "user message"),
+        "L1.3": ("edited", "new proposer"),
+        "L2.0": ("recomputed", "reads L1.0, L1.2, L1.3"),
+        "L2.1": ("edited", "system message"),
+        "L2.2": ("recomputed", "reads L1.0, L1.2, L1.3"),
+        "L3.0": ("edited", f"base_url {fake.url} → http://127.0.0.1:9/v1"),
+    }
+    prompt = plan(source, UserPrompt("Why?"), cache=False)
+    assert {(n.lineage, n.reason) for n in prompt.nodes} == {("edited", "user prompt")}
+    template = plan(source, AggregatorTemplate(TERSE), cache=False)
+    assert template.nodes[-1].reason == "template"
+    # A template is no input of a first-layer call: an edit of one names only what changed.
+    both = plan(source, [ProposerTemplate(TERSE), NodeParams("L1.0", temperature=0.1)], cache=False)
+    assert both.nodes[0].reason == "temperature 0.7 → 0.1"
+
+
+def test_a_removed_proposer_leaves_its_readers_with_changed_references(fake, source):
+    planned = plan(source, RemoveProposer("L1.2"), cache=False)
+    assert [n.reason for n in planned.nodes if n.sends] == ["its references changed"] * 3 + [
+        "reads L2.0, L2.1, L2.2"
+    ]
+
+
+def test_the_plan_as_text_and_data(fake):
+    prices = {"omega": Price(input=1000.0, output=2000.0)}
+    source = run(fake_config(fake.url, prices=prices, proposers=["alpha", "b" * 28, "c" * 27]))
+    planned = plan(source, AggregatorTemplate(TERSE), cache=False)
+    (node,) = [n for n in planned.nodes if n.sends]
+    lines = str(planned).splitlines()
+    assert lines[0] == f"{'node':<7}{'lineage':<12}{'model':<28}{'sends':<7}{'in':>7}{'out':>7}  why"
+    assert lines[1] == f"{'L1.0':<7}{'reused':<12}{'alpha':<28}{'-':<7}{'':>14}  unchanged"
+    assert lines[2].startswith(f"{'L1.1':<7}{'reused':<12}{'b' * 26 + '…':<28}-")
+    assert lines[3].startswith(f"{'L1.2':<7}{'reused':<12}{'c' * 27:<28}-")
+    assert lines[4] == (
+        f"{'L2.0':<7}{'edited':<12}{'omega':<28}{'call':<7}"
+        f"{node.prompt_tokens:>7}{node.completion_tokens:>7}  template"
+    )
+    cost = (1000.0 * node.prompt_tokens + 2000.0 * node.completion_tokens) / 1e6
+    assert planned.cost == pytest.approx(cost)
+    assert lines[5] == (
+        f"replay of {source.run_id}: 1 call to send, 3 reused; about {node.prompt_tokens} prompt + "
+        f"{node.completion_tokens} completion tokens, cost ${planned.cost:.4f}"
+    )
+    assert lines[6] == f"endpoints: {fake.url}"
+    assert len(lines) == 7
+    data = planned.to_dict()
+    assert data == {
+        "source": source.run_id,
+        "calls": 1,
+        "recomputed": ["L2.0"],
+        "prompt_tokens": node.prompt_tokens,
+        "completion_tokens": node.completion_tokens,
+        "cost": planned.cost,
+        "problem": None,
+        "keys": [],
+        "nodes": data["nodes"],
+    }
+    assert data["nodes"][3] == {
+        "node": "L2.0",
+        "model": "omega",
+        "lineage": "edited",
+        "sends": True,
+        "reason": "template",
+        "prompt_tokens": node.prompt_tokens,
+        "completion_tokens": node.completion_tokens,
+        "cost": node.cost,
+        "endpoint": fake.url,
+        "key_env": None,
+    }
+    assert repr(planned) == f"<Plan of {source.run_id}: 1 calls, recompute ['L2.0']>"
+    *_, several, endpoints = str(plan(source, UserPrompt("Why?"), cache=False)).splitlines()
+    assert ": 4 calls to send, 0 reused; " in several and several.endswith("cost unknown")
+    assert endpoints == f"endpoints: {fake.url}"
+
+
+def test_a_plan_from_the_cache_sends_nothing_and_says_so(fake, source, tmp_path):
+    replay(source, AggregatorTemplate(TERSE), cache=tmp_path / "c")
+    planned = plan(source, AggregatorTemplate(TERSE), cache=tmp_path / "c")
+    assert planned.calls == 0 and planned.recomputed == ["L3.0"]
+    assert str(planned).splitlines()[-2].startswith(f"{'L3.0':<7}{'edited':<12}{'omega':<28}cache")
+    assert planned.prompt_tokens == 0 and planned.cost == 0
+
+
+def test_a_plan_that_would_fail_says_why(fake):
+    with FakeLLM(broken={"omega": 400}) as broken, pytest.raises(RunError) as failed:
+        run(fake_config(broken.url, max_retries=0))
+    source = failed.value.trace
+    planned = plan(source, cache=False)
+    assert planned.problem and planned.problem.startswith("the aggregator failed: HTTP 400")
+    assert str(planned).splitlines()[-1] == f"the replay would fail: {planned.problem}"
+
+
+def test_the_estimate_is_the_requests_characters_over_the_sources_characters_per_token(fake):
+    source = run(fake_config(fake.url, layers=3))
+    capped = plan(source, NodeParams("L3.0", max_tokens=3), cache=False)
+    assert capped.nodes[-1].completion_tokens == 3
+    template = TERSE + " " + "pad " * 400
+    planned = plan(source, AggregatorTemplate(template), cache=False)
+    new = replay(source, AggregatorTemplate(template))
+    chars = sum(len(canonical_json(list(c.messages))) for c in source.records())
+    per_token = chars / sum(c.prompt_tokens for c in source.records())
+    request = len(canonical_json(list(new["L3.0"].messages)))
+    assert planned.prompt_tokens == math.ceil(request / per_token)
+    assert planned.completion_tokens == source["L3.0"].completion_tokens
+
+
+def test_without_recorded_usage_a_token_is_four_characters(fake, source):
+    graph = source.graph.copy()
+    for node in graph:
+        graph.nodes[node]["call"] = replace(graph.nodes[node]["call"], usage=None)
+    bare = Trace(graph)
+    planned = plan(bare, AggregatorTemplate(TERSE), cache=False)
+    new = replay(source, AggregatorTemplate(TERSE))
+    request = len(canonical_json(list(new["L3.0"].messages)))
+    assert planned.prompt_tokens == math.ceil(request / 4)
+    assert planned.completion_tokens == math.ceil(len(source["L3.0"].response) / 4)
+    reused = [n for n in planned.nodes if not n.sends]
+    assert len(reused) == 6 and {(n.prompt_tokens, n.completion_tokens) for n in reused} == {(0, 0)}
+
+
+LONG_QUESTION = "Why is the sky blue on some days and grey or white or pink on other days of the year?"
+
+
+@pytest.fixture(scope="module")
+def uneven(server, source):
+    """A replay of the 3-layer run in which L1.1 and L2.0 were asked a much longer question, so their
+    answers are longer (in words too) than their siblings'."""
+    return replay(
+        source,
+        [NodeMessage("L1.1", "user", LONG_QUESTION), NodeMessage("L2.0", "user", LONG_QUESTION)],
+    )
+
+
+def test_a_recomputed_call_is_estimated_from_its_own_source_answer(fake, uneven):
+    assert uneven["L1.1"].completion_tokens > uneven["L1.0"].completion_tokens
+    planned = plan(uneven, NodeParams("L1.1", temperature=0.1), cache=False)
+    (estimate,) = [n for n in planned.nodes if n.node == "L1.1"]
+    assert estimate.completion_tokens == uneven["L1.1"].completion_tokens
+
+
+def test_a_call_reading_an_estimate_is_estimated_on_the_answer_it_will_read(fake, uneven):
+    # The fake ignores temperature, so the replay's L1.1 answers exactly as the source's did and
+    # L2.x send exactly the requests the dry run estimated.
+    planned = plan(uneven, NodeParams("L1.1", temperature=0.1), cache=False)
+    new = replay(uneven, NodeParams("L1.1", temperature=0.1))
+    chars = sum(len(canonical_json(list(c.messages))) for c in uneven.records())
+    per_token = chars / sum(c.prompt_tokens for c in uneven.records())
+    for node in ("L2.1", "L2.2"):
+        request = len(canonical_json(list(new[node].messages)))
+        (estimate,) = [n for n in planned.nodes if n.node == node]
+        assert estimate.prompt_tokens == math.ceil(request / per_token), node
+
+
+def test_a_new_proposer_is_estimated_from_the_first_answer_of_its_layer(fake, uneven):
+    planned = plan(uneven, AddProposer("delta", layer=2), cache=False)
+    (added,) = [n for n in planned.nodes if n.node == "L2.3"]
+    assert added.completion_tokens == uneven["L2.0"].completion_tokens
+    assert uneven["L2.0"].completion_tokens > uneven["L2.1"].completion_tokens
+
+
+def test_a_call_with_no_answer_to_go_by_is_estimated_as_empty(fake, two_layers):
+    killed = Trace(two_layers.graph.copy())
+    killed.graph.remove_node("L2.0")
+    planned = plan(killed, cache=False)
+    assert planned.nodes[-1].node == "L2.0" and planned.nodes[-1].completion_tokens == 0
+
+
+def test_plans_use_the_default_cache(fake, source):
+    replay(source, AggregatorTemplate(TERSE), cache=True)
+    assert plan(source, AggregatorTemplate(TERSE)).calls == 0
+    assert plan(source, AggregatorTemplate(TERSE), cache=False).calls == 1
+
+
+def test_a_new_proposer_is_estimated_from_a_sibling_of_its_layer(fake, two_layers):
+    planned = plan(two_layers, AddProposer("delta", layer=1), cache=False)
+    added = next(n for n in planned.nodes if n.node == "L1.3")
+    assert added.completion_tokens == two_layers["L1.0"].completion_tokens > 0
+    assert added.prompt_tokens > 0
+
+
+# -- lineage ------------------------------------------------------------------------------------------
+def test_the_lineage_of_a_plain_run_is_itself(source, tmp_path):
+    assert lineage(source) == [{"run_id": source.run_id, "path": None, "edits": []}]
+    new = replay(source, AggregatorTemplate(TERSE), trace_path=tmp_path / "r.json")
+    chain = lineage(new)
+    assert chain[0] == {
+        "run_id": new.run_id,
+        "path": str(tmp_path / "r.json"),
+        "edits": [{"kind": "aggregator_template", "text": TERSE}],
+    }
+    assert chain[1] == {"run_id": source.run_id, "path": None, "edits": []}
+    assert new.parent_run_id == source.run_id and new.graph.graph["parent_path"] is None
+
+
+def test_a_trace_with_a_bad_config_is_named_in_the_error(source):
+    graph = source.graph.copy()
+    graph.graph["config"] = source.config | {"max_retries": -1}
+    with pytest.raises(ConfigError) as caught:
+        plan(Trace(graph), AggregatorTemplate(TERSE), cache=False)
+    assert str(caught.value).startswith(f"trace {source.run_id}: max_retries: ")
+
+
+def test_failed_calls_do_not_skew_the_characters_per_token(fake):
+    fake.broken["beta"] = 400
+    failed = run(fake_config(fake.url, max_retries=0))
+    del fake.broken["beta"]
+    planned = plan(failed, AggregatorTemplate(TERSE), cache=False)
+    new = replay(failed, AggregatorTemplate(TERSE))
+    answered = [c for c in failed.records() if c.ok]
+    per_token = sum(len(canonical_json(list(c.messages))) for c in answered) / sum(
+        c.prompt_tokens for c in answered
+    )
+    request = len(canonical_json(list(new["L2.0"].messages)))
+    assert planned.prompt_tokens == math.ceil(request / per_token)
+
+
+def test_replay_defaults_cache_save_and_show_progress(fake, source, capsys, tmp_path):
+    seen = []
+
+    def on_call(trace, node):
+        if node in trace:  # each call once, when it is recorded
+            seen.append(node)
+
+    new = moa_lab.replay(source, AggregatorTemplate(TERSE), on_call=on_call)
+    assert re.fullmatch(r"[0-9a-f]{12}", new.run_id) and new.path.exists()
+    assert seen == new.calls() and "MoA" in capsys.readouterr().err
+    assert len(CallCache(tmp_path / "cache")) == 1
+    fake.requests.clear()
+    again = asyncio.run(moa_lab.areplay(source, AggregatorTemplate(TERSE), on_call=on_call))
+    assert fake.chat_requests() == [] and again["L3.0"].cache_hit  # from the default cache
+    assert again.path.exists() and again.path != new.path and "MoA" in capsys.readouterr().err
+    assert seen == new.calls() * 2
+
+
+def test_a_recomputed_call_the_cache_answers_needs_no_key(fake, monkeypatch, tmp_path):
+    monkeypatch.setenv("MOA_CORE_KEY", "sk-core")
+    config = fake_config(fake.url, proposers=["alpha"])
+    keyed = config.model_copy(
+        update={"aggregator": config.aggregator.model_copy(update={"api_key_env": "MOA_CORE_KEY"})}
+    )
+    source = run(keyed)
+    replay(source, AggregatorTemplate(TERSE), cache=tmp_path / "c")
+    monkeypatch.delenv("MOA_CORE_KEY")
+    again = replay(source, AggregatorTemplate(TERSE), cache=tmp_path / "c")
+    assert again["L2.0"].cache_hit
+
+
+def test_an_edit_carried_from_the_source_is_no_change(fake, source, capsys):
+    first = replay(source, NodeMessage("L3.0", "system", "Pick the shortest:\n{references}"))
+    planned = plan(first, NodeParams("L3.0", max_tokens=64), cache=False)
+    assert planned.nodes[-1].reason == "max_tokens 512 → 64"
+    assert capsys.readouterr().err == ""  # a plan shows no progress bar
+
+
+def test_a_reused_call_carries_its_sources_answer_and_costs_nothing_new(fake):
+    prices = {"alpha": Price(input=1e6, output=1e6)}
+    fake.broken["beta"] = 400
+    source = run(fake_config(fake.url, prices=prices, max_retries=0))
+    del fake.broken["beta"]
+    fake.requests.clear()
+    new = replay(source, [])
+    assert fake.chat_requests() == []
+    for node in source:
+        old, again = source[node], new[node]
+        assert (again.response, again.finish_reason, again.usage, again.served_model) == (
+            old.response,
+            old.finish_reason,
+            old.usage,
+            old.served_model,
+        )
+        assert (again.latency, again.error, again.cost, again.replicate) == (
+            old.latency,
+            old.error,
+            old.cost,
+            old.replicate,
+        )
+        assert again.cache_hit and again.attempts == 0 and again.origin == node
+        assert again.ended_at >= again.started_at >= old.ended_at
+    assert new["L1.0"].cost == new["L1.0"].usage.tokens
+    assert new.totals().spent == 0 and new.totals().reused == 4
+
+
+def test_a_system_message_edit_keeps_every_message_of_the_conversation(fake):
+    messages = [
+        {"role": "user", "content": "first"},
+        {"role": "assistant", "content": "ok"},
+        {"role": "user", "content": "second"},
+    ]
+    source = run(fake_config(fake.url), prompt=messages)
+    fake.requests.clear()
+    replay(source, NodeMessage("L2.0", "system", "Pick one:\n{references}"))
+    (aggregator,) = fake.chat_requests()
+    assert aggregator.system.startswith("Pick one:\n1. ") and aggregator.body["messages"][1:] == messages
