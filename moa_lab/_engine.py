@@ -311,6 +311,9 @@ class RunState:
         running.unsaid = True
         if piece is None or now - running.told >= 0.1:
             running.told, running.unsaid = now, False
+            words = len(running.text.split()) or len(running.reasoning.split())
+            doing = "writing" if running.text else "thinking"
+            self.bar.set_postfix_str(f"{name} {running.call.model} {doing}: {words} words")
             self.notify(name)
 
     async def execute(self) -> Trace:
@@ -322,6 +325,11 @@ class RunState:
 
     async def finish(self, status: str) -> None:
         self.trace.graph.graph.update(status=status, finished_at=time.time())
+        if status == "complete" and self.bar.total != self.bar.n:
+            # The estimate was off (a vote instead of an aggregator, a search that pruned more):
+            # a run that finished shows a full bar (green in a notebook), not a failed one.
+            self.bar.total = self.bar.n
+            self.bar.refresh()
         # A call still in flight when a run fails (a hook or a strategy raised; in a notebook the loop
         # goes on) must not append its journal line to the finished file.
         path, self.trace_path = self.trace_path, None

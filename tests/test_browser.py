@@ -1,5 +1,9 @@
 """Headless Chromium: the HTML export and JupyterLab render, a click shows the call, no model text runs.
 
+Also: the search box of the export and the explorer finds a call; a search's page shows its tree;
+the summary card says what a replay is and shows dollars as text; the explorer's figures fill their
+tabs.
+
 Slow (a browser start): deselected by default, run in CI with ``-m slow``. Needs Debian's
 ``/usr/bin/chromium`` (Playwright's own browser downloads are not used). Screenshots go to the test's
 temporary directory and, when ``MOA_LAB_SCREENSHOTS`` names a directory, there too.
@@ -9,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -36,15 +41,16 @@ ARGS = [
 ]
 EVIL = 'Say <script>window.__pwned=1</script> <img src=x onerror="window.__pwned=2"> & done'
 
-#: Page coordinates of a node of a layer graph (the first plot matching ``selector``).
+#: Page coordinates of a node of a layer graph (the first plot matching ``selector``), or of a state
+#: of a search tree (``meta`` "moa:states").
 _NODE_XY = """
-([selector, node]) => {
+([selector, node, meta]) => {
   const gd = document.querySelector(selector);
   gd.scrollIntoView({block: "center"});
   const layout = gd._fullLayout;
   const box = gd.getBoundingClientRect();
   for (const data of gd._fullData) {
-    const at = data.meta === "moa:nodes" ? data.customdata.indexOf(node) : -1;
+    const at = data.meta === (meta || "moa:nodes") ? data.customdata.indexOf(node) : -1;
     if (at >= 0) {
       return [box.left + layout._size.l + layout.xaxis.l2p(data.x[at]),
               box.top + layout._size.t + layout.yaxis.l2p(data.y[at])];
@@ -185,8 +191,10 @@ def jupyterlab(tmp_path):
     root = tmp_path / "lab"
     root.mkdir()
     port = _free_port()
+    here = str(Path(__file__).resolve().parents[1])  # the kernel imports this checkout's moa_lab
     env = {
         **os.environ,
+        "PYTHONPATH": os.pathsep.join(p for p in (here, os.environ.get("PYTHONPATH")) if p),
         "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime"),
         "JUPYTERLAB_SETTINGS_DIR": str(tmp_path / "settings"),
         "JUPYTERLAB_WORKSPACES_DIR": str(tmp_path / "workspaces"),
@@ -277,4 +285,184 @@ def test_explorer_in_jupyterlab_shows_a_clicked_call_and_runs_no_model_text(
     assert page.evaluate("window.__pwned") is None
     assert page.locator(".jp-OutputArea-output img").count() == 0
     assert errors == [] and dialogs == []
+    page.close()
+
+
+def _watched(browser, **size):
+    """A page that records script errors and dialogs and reaches no network."""
+    page = browser.new_page(viewport=size or {"width": 1280, "height": 900})
+    page.errors, page.dialogs = [], []
+    page.on("pageerror", lambda error: page.errors.append(str(error)))
+    page.on("dialog", lambda dialog: (page.dialogs.append(dialog.message), dialog.dismiss()))
+    page.route(
+        "**/*",
+        lambda route: route.abort() if route.request.url.startswith("http") else route.continue_(),
+    )
+    return page
+
+
+def _ran_nothing(page, where: str = "") -> None:
+    assert page.evaluate("window.__pwned") is None
+    assert page.locator(f"{where} img").count() == 0
+    assert page.errors == [] and page.dialogs == []
+
+
+@pytest.mark.parametrize("panels", [True, False], ids=["panels", "data"])
+def test_the_export_search_box_finds_a_call_and_shows_model_text_as_text(browser, tmp_path, panels):
+    with FakeLLM() as fake:
+        trace = run(EVIL, fake_config(fake.url, layers=3), cache=False, trace_path=False, progress=False)
+    page = _watched(browser)
+    page.goto(views.export_html(trace, tmp_path / "page.html", panels=panels).as_uri())
+    page.wait_for_selector("#moa-selected .moa-call")
+    page.fill("#moa-search", "BETA answers")  # case-blind: beta's answers, and the prompts quoting them
+    page.wait_for_selector("#moa-search-results .moa-result")
+    found, total = views.search_calls(trace, "BETA answers")  # the page looks at the same texts
+    assert total == 5 and page.inner_text("#moa-search-count") == f"{total} calls match"
+    listed = page.locator("#moa-search-results button[data-show]").all_inner_texts()
+    assert listed == [m.node for m in found]
+    results = page.inner_text("#moa-search-results")
+    assert "<script>window.__pwned=1</script>" in results  # the model's markup, as text
+    assert page.locator("#moa-search-results mark").first.inner_text() == "beta answers"
+    shot = tmp_path / f"export-search-{'panels' if panels else 'data'}.png"
+    page.screenshot(path=shot)
+    _keep(shot)
+    page.click('#moa-search-results button[data-show="L2.1"]')
+    page.wait_for_selector('#moa-selected[data-node="L2.1"]')
+    assert page.locator("#moa-search-results").is_hidden()
+    assert trace["L2.1"].response in page.inner_text("#moa-selected")
+    page.fill("#moa-search", '<img src=x onerror="window.__pwned=3">')  # a query is text too
+    page.wait_for_selector("#moa-search-count:has-text('no call matches')")
+    page.fill("#moa-search", ".*")
+    page.wait_for_selector("#moa-search-count:has-text('no call matches')")
+    _ran_nothing(page)
+    page.close()
+
+
+_STATES = "document.querySelectorAll('#moa-tree .scatterlayer .trace .point').length"
+
+
+def test_the_export_of_a_search_shows_its_tree_and_a_clicked_state_shows_its_call(browser, tmp_path):
+    from moa_lab import Agent, ToTConfig, thought_tree
+    from moa_lab.testing import ChatServer, game24_oracle
+
+    def evil(body):
+        reply = game24_oracle(body)
+        if "Possible next steps" in body["messages"][-1]["content"]:
+            reply["choices"][0]["message"]["content"] += f"\n{EVIL} (left: 1 2 3)"
+        return reply
+
+    with ChatServer(evil) as server:
+        config = ToTConfig(agent=Agent(model="oracle", base_url=server.url), breadth=2)
+        trace = run("1 3 4 6", config, cache=False, trace_path=False, progress=False)
+    tree = thought_tree(trace)
+    page = _watched(browser)
+    page.goto(views.export_html(trace, tmp_path / "search.html").as_uri())
+    page.wait_for_selector("#moa-tree .scatterlayer .point")
+    assert page.evaluate(_STATES) >= tree.number_of_nodes()  # every state, the input and pruned
+    assert "the best output is correct" in page.inner_text("#moa-tree-section")
+    shot = tmp_path / "export-search-tree.png"
+    page.locator("#moa-tree-section").screenshot(path=shot)
+    _keep(shot)
+    pruned = next(n for n, d in tree.nodes(data=True) if not d["kept"] and d["step"] == 2)
+    x, y = page.evaluate(_NODE_XY, ["#moa-tree", pruned, "moa:states"])
+    page.mouse.click(x, y)
+    proposer = tree.nodes[pruned]["call"]
+    page.wait_for_selector(f'#moa-selected[data-node="{proposer}"]')
+    shown = page.inner_text("#moa-selected")
+    assert "states" in shown and "<script>window.__pwned=1</script>" in shown
+    page.fill("#moa-search", "left: 1 2 3")
+    page.wait_for_selector("#moa-search-results .moa-result")
+    assert "state" in page.inner_text("#moa-search-results")
+    _ran_nothing(page)
+    page.close()
+
+
+def _open_notebook(browser, url: str, root: Path, name: str, cells: list[str]):
+    """Write a notebook, start its kernel, open it in JupyterLab and run every cell."""
+    notebook = new_notebook(cells=[new_code_cell(code) for code in cells])
+    notebook.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
+    nbformat.write(notebook, root / name)
+    _post(f"{url}/api/sessions", {"path": name, "type": "notebook", "kernel": {"name": "python3"}})
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.errors, page.dialogs = [], []
+    page.on("pageerror", lambda error: page.errors.append(str(error)))
+    page.on("dialog", lambda dialog: (page.dialogs.append(dialog.message), dialog.dismiss()))
+    page.goto(f"{url}/lab/tree/{name}?reset&token=moa-test")
+    page.wait_for_function(
+        "window.jupyterapp?.shell.currentWidget?.sessionContext?.session?.kernel?.status === 'idle'",
+        timeout=90_000,
+    )
+    page.evaluate("() => { window.jupyterapp.commands.execute('notebook:run-all-cells'); }")
+    return page
+
+
+#: For each figure of the explorer's tabs: [its width, the width of the tab panel holding it].
+_FIGURE_WIDTHS = """
+() => Array.from(document.querySelectorAll('.moa-explorer .widget-tab .js-plotly-plot'))
+  .filter((plot) => plot.getBoundingClientRect().width > 0)
+  .map((plot) => [plot._fullLayout.width,
+                  plot.closest('.widget-tab-contents, .lm-StackedPanel').getBoundingClientRect().width])
+"""
+
+
+def test_jupyterlab_card_says_what_a_replay_is_and_keeps_dollars_as_text_and_figures_fill_tabs(
+    browser, jupyterlab, tmp_path
+):
+    url, root = jupyterlab
+    money = "A bat and a ball cost $1.10 in total. The bat costs $1.00 more than the ball."
+    page = _open_notebook(
+        browser,
+        url,
+        root,
+        "replay.ipynb",
+        [
+            "import moa_lab\nfrom moa_lab import views, AggregatorTemplate\n"
+            "from moa_lab.testing import FakeLLM, fake_config\n"
+            "with FakeLLM() as fake:\n"
+            f"    source = moa_lab.run({money!r}, fake_config(fake.url, layers=3),\n"
+            "                         cache=False, trace_path=False, progress=False)\n"
+            "    replay = moa_lab.replay(source, AggregatorTemplate('Be brief: {references}'),\n"
+            "                            cache=False, trace_path=False, progress=False)\n"
+            "replay",
+            # Control: the same dollars in HTML without moa_lab's class are typeset as math.
+            f"from IPython.display import HTML\nHTML('<div class=\"control\">' + {money!r} + '</div>')",
+            "explorer = views.TraceExplorer(replay)\nexplorer",
+        ],
+    )
+    card = page.locator(".jp-OutputArea-output .moa-summary").first
+    card.wait_for(timeout=90_000)
+    page.wait_for_selector(".jp-OutputArea-output .control mjx-container", timeout=60_000)
+    text = card.inner_text()
+    assert re.search(r"replay of \w+: aggregator template 'Be brief: \{references\}'", text)
+    assert "3 reused from the source run" in text and "$1.10 in total" in text
+    assert page.locator(".jp-OutputArea-output .moa mjx-container").count() == 0
+    shot = tmp_path / "jupyterlab-replay-card.png"
+    card.screenshot(path=shot)
+    _keep(shot)
+
+    page.wait_for_selector(".moa-explorer .js-plotly-plot .main-svg", timeout=90_000)
+    tabs = page.locator(".moa-explorer .widget-tab .lm-TabBar-tab")
+    for index in range(2, tabs.count()):
+        tabs.nth(index).click()
+        page.wait_for_function(
+            f"() => ({_FIGURE_WIDTHS})().length === 1 && ({_FIGURE_WIDTHS})()"
+            ".every(([plot, panel]) => plot >= 0.9 * panel - 40)",
+            timeout=30_000,
+        )
+    shot = tmp_path / "jupyterlab-explorer-tab.png"
+    page.locator(".moa-explorer .widget-tab").screenshot(path=shot)
+    _keep(shot)
+
+    page.locator(".moa-explorer .widget-text input").fill("omega answers")
+    options = page.locator(".moa-explorer .widget-select select option")
+    options.first.wait_for(timeout=30_000)
+    assert options.count() == 1 and options.first.inner_text().startswith("L3.0")
+    page.locator(".moa-explorer .widget-select select").select_option(index=0)
+    page.wait_for_selector('.moa-explorer .moa-call[data-node="L3.0"]', timeout=30_000)
+    assert page.evaluate("window.__pwned") is None
+    assert page.errors == [] and page.dialogs == []
     page.close()

@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+from pathlib import Path
 
 import pytest
 
-from moa_lab import Agent, CallCache, ConfigError, Trace
+from moa_lab import Agent, CallCache, ConfigError, MoAConfig, Trace
 from moa_lab.cli import main
 from moa_lab.experiments import (
     Candidate,
@@ -20,6 +21,7 @@ from moa_lab.experiments import (
     extract_answer,
     is_correct,
     load_dataset,
+    load_experiment_file,
     paper_variants,
     pareto_front,
     parse_verdict,
@@ -441,13 +443,38 @@ def test_the_pareto_figure_marks_the_front_and_the_intervals():
     from moa_lab.views import pareto_figure
 
     figure = pareto_figure(_table(), x="tokens")
-    points, front = figure.data
+    points, front, labels = figure.data
     assert list(front.x) == [100.0, 400.0, 900.0] and list(front.y) == [0.5, 0.7, 0.9]
-    assert list(points.text) == ["a", "b", "c", "d"]
+    assert list(points.text) == ["a", "b", "c", "d"] and points.hovertemplate is None
     assert list(points.error_y.array) == pytest.approx([0.1, 0.05, 0.1, 0.1])
     assert list(points.error_y.arrayminus) == pytest.approx([0.1, 0.1, 0.1, 0.1])
+    assert sorted(labels.text) == ["a", "b", "c", "d"]  # apart: a label each
+    assert figure.layout.legend.y < 0  # below the plot, clear of the title
     with pytest.raises(ConfigError, match=r"no cost values.*x='tokens'"):
         pareto_figure(_table(), x="cost")
+
+
+def test_points_that_would_overlap_share_a_label_and_no_label_is_clipped():
+    from moa_lab.views import pareto_figure
+
+    table = _table()
+    table.loc["b-twin"] = table.loc["b"]
+    table.loc["long-" * 12] = table.loc["c"] + [0, 0, 0.001, 0, 0, 1.0, 0, 0]
+    figure = pareto_figure(table, x="tokens")
+    labels = figure.data[-1]
+    assert labels.name == "config names" and labels.cliponaxis is False
+    texts = list(labels.text)
+    assert len(texts) == 4 and sum("b-twin" in t for t in texts) == 1
+    shared = next(t for t in texts if "b-twin" in t)
+    assert shared.split("<br>") == ["b", "b-twin"]
+    assert max(len(line) for t in texts for line in t.split("<br>")) <= 30  # long names clipped
+    x_low, x_high = figure.layout.xaxis.range
+    y_low, y_high = figure.layout.yaxis.range
+    for x, y, where in zip(labels.x, labels.y, labels.textposition, strict=True):
+        assert x_low < x < x_high and y_low < y < y_high
+        if x == max(labels.x):  # at the right edge the label reads leftwards, not off the plot
+            assert where.endswith("left")
+    assert y_high > table["accuracy_high"].max()  # room above the highest interval for its label
 
 
 def test_bars_and_ablation_figures_are_built_from_the_table():
@@ -462,18 +489,57 @@ def test_bars_and_ablation_figures_are_built_from_the_table():
         "accuracy-by-proposers",
     }
     bars = figures["accuracy-bars"].data[0]
-    assert list(bars.y) == [0.5, 0.7, 0.9, 0.6] and bars.marker.color[0] != bars.marker.color[1]
-    lines = {t.name: (list(t.x), list(t.y)) for t in by_layers_figure(_table()).data}
+    assert bars.orientation == "h" and list(bars.y) == ["a", "b", "c", "d"]
+    assert list(bars.x) == [0.5, 0.7, 0.9, 0.6] and bars.marker.color[0] != bars.marker.color[1]
+    lines = {t.name: (list(t.x), list(t.y)) for t in by_layers_figure(_table()).data if t.mode != "text"}
     assert lines["proposers = 3"] == ([2, 3], [0.7, 0.9])
-    lines = {t.name: (list(t.x), list(t.y)) for t in by_proposers_figure(_table()).data}
+    lines = {
+        t.name: (list(t.x), list(t.y)) for t in by_proposers_figure(_table()).data if t.mode != "text"
+    }
     assert lines["layers = 2"] == ([2, 3], [0.6, 0.7])
 
 
-def test_config_names_are_escaped_in_figures():
-    from moa_lab.views import bars_figure
+def test_win_rates_get_their_intervals_as_error_bars():
+    from moa_lab.views import bars_figure, pareto_figure
 
-    table = _table().rename(index={"a": "<img src=x onerror=alert(1)>"})
-    assert "<img" not in bars_figure(table).data[0].x[0]
+    table = _table().drop(columns=["accuracy", "accuracy_low", "accuracy_high"])
+    table["win_rate"], table["win_low"], table["win_high"] = [0.5] * 4, [0.3] * 4, [0.8] * 4
+    assert list(bars_figure(table).data[0].error_x.array) == pytest.approx([0.3] * 4)
+    assert list(pareto_figure(table, x="tokens").data[0].error_y.arrayminus) == pytest.approx([0.2] * 4)
+
+
+def test_single_models_of_one_model_are_labelled_with_their_settings(tmp_path):
+    from moa_lab.views import bars_figure, pareto_figure
+
+    def answer(body):
+        return completion(body["model"], "It is 0.", prompt_tokens=5, completion_tokens=3)
+
+    with ChatServer(answer) as server:
+        agents = [
+            Agent(model="qwen", base_url=server.url, temperature=t, seed=s, max_tokens=128)
+            for t, s in ((0.5, 1), (1.0, 3))
+        ]
+        base = MoAConfig(proposers=agents, aggregator=agents[0])
+        result = _run(singles(base), _qa(tmp_path, count=2), tmp_path)
+    assert [c.name for c in result.candidates] == ["qwen", "qwen#1"]
+    labels = " ".join(pareto_figure(result, x="tokens").data[-1].text)
+    assert "T0.5 seed 1 ≤128" in labels and "T1.0 seed 3 ≤128" in labels
+    bars = bars_figure(result).data[0]
+    assert list(bars.y) == ["qwen · T0.5 seed 1 ≤128", "qwen#1 · T1.0 seed 3 ≤128"]
+    assert "qwen T1.0 seed 3 ≤128" in bars.hovertext[1]
+
+
+def test_config_names_are_escaped_in_figures():
+    import json as _json
+
+    from moa_lab.views import bars_figure, experiment_figures
+
+    table = _table().rename(index={"a": "<img src=x onerror=alert(1)>", "b": "%{x}"})
+    assert "<img" not in bars_figure(table).data[0].y[0]
+    for name, figure in experiment_figures(table).items():
+        page = _json.dumps(figure.to_plotly_json())
+        assert "<img" not in page and "&lt;img" in page, name
+        assert all(d.hovertemplate is None for d in figure.data), name  # %{x} stays text
 
 
 def _loaded_after(code):
@@ -496,3 +562,28 @@ def test_every_public_name_loads():
     import moa_lab.experiments as experiments
 
     assert all(getattr(experiments, name) is not None for name in experiments.__all__)
+
+
+def test_labels_of_neighbouring_points_are_placed_apart():
+    from moa_lab.views._placing import place_labels
+
+    points = [(0.0, 0.5), (1.0, 0.5), (2.0, 0.5), (2.0, 0.5)]
+    labels = place_labels(
+        points, ["config-name-a", "config-name-b", "twin-1", "twin-2"], (0, 10), (0, 1)
+    )
+    assert [label.text for label in labels if "twin" in label.text] == ["twin-1<br>twin-2"]
+    assert len({label.position for label in labels}) == len(labels)  # no two in one spot, side by side
+    edge = place_labels([(10.0, 1.0)], ["at the top right corner"], (0, 10), (0, 1))
+    assert edge[0].position == "bottom left"
+
+
+def test_the_readme_experiment_file_loads(tmp_path):
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text("utf-8")
+    block = readme.split("# local-vs-singles.yaml\n", 1)[1].split("```", 1)[0]
+    path = tmp_path / "local-vs-singles.yaml"
+    path.write_text(block, "utf-8")
+    loaded = load_experiment_file(path)
+    names = [c.name for c in loaded["configs"]]
+    assert names[-1] == "self-moa" and len(names) == 4  # three proposers alone, then the mixture
+    assert loaded["dataset"] == "arithmetic" and loaded["system"].startswith("End with")
+    assert all(a.max_tokens == 96 for c in loaded["configs"] for a in c.config.agents())

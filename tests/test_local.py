@@ -14,8 +14,12 @@ import os
 import re
 import subprocess
 import sys
+import threading
 import time
+import urllib.error
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -27,52 +31,78 @@ from moa_lab.cli import main
 from moa_lab.local import _models, _server
 from moa_lab.testing import FakeLLM
 
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
-# -- assembling a packaged model ---------------------------------------------------------------
+# -- the registry of packaged models ------------------------------------------------------------
 
 
-def _part_packages(root: Path, prefix: str, parts: list[bytes], skip: int | None = None) -> None:
-    for number, data in enumerate(parts, start=1):
-        if number == skip:
+def _part_packages(root: Path, model: local.PackagedModel, parts: list[bytes], skip=()) -> None:
+    for part, data in zip(model.parts, parts, strict=True):
+        if part.package in skip:
             continue
-        package = root / f"{prefix}{number}"
-        (package / "data").mkdir(parents=True)
+        package = root / part.package.replace("-", "_")
+        (package / "data").mkdir(parents=True, exist_ok=True)
         (package / "__init__.py").write_text("")
-        (package / "data" / f"part{number:02d}.bin").write_bytes(data)
+        (package / part.file).write_bytes(data)
 
 
 @pytest.fixture
 def packaged(tmp_path, monkeypatch):
-    """A three-part fake model installed as importable packages, and the bytes it must assemble to."""
-    prefix = f"moafake_{tmp_path.name.replace('-', '_')}_part"
+    """A three-part fake model, its part packages importable from a temp dir, and its bytes.
+
+    Its layout is not the default's (parts number files from 0, under their own names), so the
+    per-part layout is what is read, not a convention.
+    """
     parts = [os.urandom(300_000), os.urandom(1), os.urandom(123_457)]
     whole = b"".join(parts)
+    prefix = f"moafake-{tmp_path.name.replace('_', '-').lower()}-part"
     monkeypatch.syspath_prepend(str(tmp_path / "site"))
 
-    def make(skip: int | None = None, sha256: str | None = None) -> local.PackagedModel:
-        _part_packages(tmp_path / "site", prefix, parts, skip=skip)
-        return local.PackagedModel(
-            name="fake-model",
-            module_prefix=prefix,
-            parts=len(parts),
+    def make(skip=(), sha256: str | None = None, sizes=None, name="fake-model") -> local.PackagedModel:
+        model = local.PackagedModel(
+            name=name,
+            served_name=f"{name}-q4",
+            description="a fake model",
+            licence="CC0-1.0",
+            version="9.9.9",
+            parts=tuple(
+                local.Part(f"{prefix}{n}", f"data/fake.gguf.part{n - 1:02d}", size)
+                for n, size in enumerate(sizes or [len(p) for p in parts], start=1)
+            ),
             sha256=sha256 or hashlib.sha256(whole).hexdigest(),
-            size=len(whole),
         )
+        _part_packages(tmp_path / "site", model, parts, skip=skip)
+        return model
 
     make.whole = whole
     make.prefix = prefix
     return make
 
 
+@pytest.fixture
+def registry(packaged, tmp_path, monkeypatch):
+    """The fake model registered by name next to the real ones; models assemble into tmp_path."""
+    model = packaged()
+    monkeypatch.setitem(_models.MODELS, model.name, model)
+    monkeypatch.setenv(local.MODEL_DIR_ENV, str(tmp_path / "models"))
+    monkeypatch.delenv(local.GGUF_ENV, raising=False)
+    return model
+
+
 def test_parts_are_assembled_once_into_a_verified_file(packaged, tmp_path, capsys):
     model = packaged()
+    assert model.size == len(packaged.whole)
     first = model.ensure(tmp_path / "models")
-    assert first == tmp_path / "models" / "fake-model.gguf"
+    assert first == tmp_path / "models" / "fake-model-q4.gguf"
     assert first.read_bytes() == packaged.whole
     assert "assembling the local model fake-model" in capsys.readouterr().err
-    for part in (tmp_path / "site").glob("*/data/*.bin"):
+    for part in (tmp_path / "site").glob("*/data/*"):
         part.unlink()  # the parts are gone: only reuse can succeed now
     assert model.ensure(tmp_path / "models") == first
     assert capsys.readouterr().err == ""
@@ -81,20 +111,30 @@ def test_parts_are_assembled_once_into_a_verified_file(packaged, tmp_path, capsy
 
 def test_a_hash_mismatch_fails_and_leaves_no_file(packaged, tmp_path):
     model = packaged(sha256="0" * 64)
-    with pytest.raises(ConfigError, match=r"corrupt .*SHA-256 .*reinstall the part packages"):
+    with pytest.raises(ConfigError, match=r"corrupt .*SHA-256 .*pip install --force-reinstall"):
         model.ensure(tmp_path / "models")
     assert list((tmp_path / "models").iterdir()) == []
 
 
-def test_a_missing_part_is_named_in_one_line(packaged, tmp_path):
-    model = packaged(skip=2)
+def test_missing_parts_are_one_line_naming_the_packages_to_install(packaged, tmp_path):
+    model = packaged(skip={f"{packaged.prefix}1", f"{packaged.prefix}3"})
     with pytest.raises(ConfigError) as failure:
         model.ensure(tmp_path / "models")
     message = str(failure.value)
     assert "\n" not in message
-    assert f"needs the package {packaged.prefix.replace('_', '-')}2, which is not installed" in message
+    assert (
+        f"the local model fake-model needs 2 of its 3 part packages, which are not installed: "
+        f"pip install {packaged.prefix}1==9.9.9 {packaged.prefix}3==9.9.9 (or run" in message
+    )
     assert "setup.sh" in message
-    assert not (tmp_path / "models" / "fake-model.gguf").exists()
+    assert not (tmp_path / "models").exists()
+
+
+def test_a_part_of_the_wrong_size_is_named_before_anything_is_written(packaged, tmp_path):
+    model = packaged(sizes=[300_000, 2, 123_457])
+    with pytest.raises(ConfigError, match=rf"reinstall them: .* {packaged.prefix}2==9.9.9$"):
+        model.ensure(tmp_path / "models")
+    assert not (tmp_path / "models").exists()
 
 
 def test_a_changed_file_fails_verification(packaged, tmp_path):
@@ -105,37 +145,84 @@ def test_a_changed_file_fails_verification(packaged, tmp_path):
         model.verify(path)
 
 
-def test_the_packaged_default_is_assembled_from_its_part_packages(packaged, tmp_path, monkeypatch):
-    monkeypatch.setattr(_models, "DEFAULT_MODEL", packaged())
-    monkeypatch.setattr(local, "DEFAULT_MODEL", _models.DEFAULT_MODEL)
+def test_a_packaged_model_is_chosen_by_name(registry, packaged, tmp_path, monkeypatch):
+    path = local.gguf_path("local:fake-model")
+    assert path == tmp_path / "models" / "fake-model-q4.gguf"
+    assert path.read_bytes() == packaged.whole
+    assert local.named_model("local:fake-model") is registry
+    assert local.model_name("local:fake-model") == "fake-model-q4"
+    assert local.named_model("local") is local.DEFAULT_MODEL
+    assert local.named_model(f"local:{path}") is None
+    assert local.model_name(f"local:{path}") == "fake-model-q4"
+    monkeypatch.setenv(local.GGUF_ENV, "fake-model")
+    assert local.gguf_path("local") == path
+    with pytest.raises(ConfigError, match=r"name an existing .gguf model file or a packaged model "):
+        local.gguf_path("local:no-such-model")
+
+
+def test_the_default_model_is_assembled_from_its_part_packages(packaged, tmp_path, monkeypatch):
+    monkeypatch.setattr(_models, "DEFAULT_MODEL", packaged(name=local.DEFAULT_MODEL.name))
+    monkeypatch.setitem(_models.MODELS, local.DEFAULT_MODEL.name, _models.DEFAULT_MODEL)
     monkeypatch.setenv(local.MODEL_DIR_ENV, str(tmp_path / "models"))
     monkeypatch.delenv(local.GGUF_ENV, raising=False)
     assert local.gguf_path("local").read_bytes() == packaged.whole
+    assert local.gguf_path("local:") == local.gguf_path(f"local:{local.DEFAULT_MODEL.name}")
+
+
+def test_the_registry_pins_three_models_and_the_local_extra_installs_them():
+    assert list(local.MODELS) == ["qwen2.5-coder-1.5b", "qwen2.5-coder-0.5b", "gemma-3-270m"]
+    assert local.DEFAULT_MODEL is local.MODELS["qwen2.5-coder-1.5b"]
+    assert local.DEFAULT_MODEL.served_name == "qwen2.5-coder-1.5b-instruct-q4_k_m"  # shipped traces
+    assert [m.size for m in local.MODELS.values()] == [1_117_320_768, 491_400_064, 253_113_024]
+    extra = set(
+        tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]["local"]
+    )
+    for model in local.MODELS.values():
+        assert re.fullmatch("[0-9a-f]{64}", model.sha256)
+        assert model.description and model.licence
+        assert len({part.package for part in model.parts}) == len(model.parts)
+        assert set(model.requirements().split()) <= extra, model.name
 
 
 # -- the loopback server and the resolver, with llama.cpp replaced by a fake ----------------------
 
 
 class FakeLlama:
-    """Stands in for llama_cpp.Llama: answers after a delay and fails if entered twice at once."""
+    """Stands in for llama_cpp.Llama: answers after a delay and fails if entered twice at once.
 
-    def __init__(self, delay: float = 0.0):
+    It records the thread that loaded it and the thread of every call.
+    """
+
+    tokens = 3
+    """Tokens each call generates (10 ms apart); the reply counts 3 whatever it is."""
+
+    def __init__(self, delay: float = 0.0, chat_format=None):
         self.delay = delay
+        self.chat_format = chat_format
         self.on_token = None
+        self.prompt_cached = 0
         self.calls: list[dict] = []
         self.intervals: list[tuple[float, float]] = []
+        self.loaded_on = threading.get_ident()
+        self.threads: set[int] = set()
+        self.closed_on = None
         self._active = 0
 
     def create_chat_completion(self, messages, **options):
         self._active += 1
         started = time.time()
+        self.threads.add(threading.get_ident())
         try:
             assert self._active == 1, "two sequences ran on one model at once"
+            # As the real model: a prompt equal to the previous one is not prefilled again.
+            same = bool(self.calls) and self.calls[-1]["messages"] == messages
+            self.prompt_cached = 11 if same else 0
             self.calls.append({"messages": messages, **options})
             if "too long" in messages[-1]["content"]:
                 raise ValueError("Requested tokens (9000) exceed context window of 8192")
             time.sleep(self.delay)
-            for _ in range(3):
+            for _ in range(self.tokens):
+                time.sleep(0.01)
                 self.on_token()
             return {
                 "model": "ignored",
@@ -151,11 +238,8 @@ class FakeLlama:
             self.intervals.append((started, time.time()))
             self._active -= 1
 
-    def reset(self):
-        assert self._active == 0, "the context was reset during a call"
-
     def close(self):
-        self.closed = True
+        self.closed_on = threading.get_ident()
 
 
 @pytest.fixture
@@ -165,9 +249,10 @@ def fake_gguf(tmp_path, monkeypatch):
     path.write_bytes(b"GGUF")
     loaded: list[FakeLlama] = []
 
-    def load(gguf: Path) -> FakeLlama:
-        assert gguf == path.resolve()
-        loaded.append(FakeLlama(delay=0.2))
+    def load(gguf: Path, chat_format=None) -> FakeLlama:
+        assert gguf.suffix == ".gguf"
+        time.sleep(0.1)
+        loaded.append(FakeLlama(delay=0.2, chat_format=chat_format))
         return loaded[-1]
 
     monkeypatch.setattr(_server, "load_llama", load)
@@ -264,14 +349,156 @@ def test_a_missing_gguf_fails_before_any_call(tmp_path, monkeypatch):
         local.resolve("local")
 
 
-def test_missing_part_packages_surface_through_a_run(tmp_path, monkeypatch):
-    monkeypatch.setattr(
-        _models, "DEFAULT_MODEL", local.PackagedModel("gone", "moa_lab_absent_part", 2, "0" * 64, 10)
-    )
+def test_missing_part_packages_surface_through_a_run(packaged, tmp_path, monkeypatch):
+    gone = packaged(skip={f"{packaged.prefix}{n}" for n in (1, 2, 3)}, name="gone")
+    monkeypatch.setitem(_models.MODELS, "gone", gone)
     monkeypatch.setenv(local.MODEL_DIR_ENV, str(tmp_path / "models"))
-    monkeypatch.delenv(local.GGUF_ENV, raising=False)
-    with pytest.raises(ConfigError, match=r"needs the package moa-lab-absent-part1 \(and 1 more"):
+    monkeypatch.setenv(local.GGUF_ENV, "gone")
+    with pytest.raises(
+        ConfigError, match=rf"needs 3 of its 3 part packages.*{packaged.prefix}3==9.9.9 "
+    ):
         _run("local")
+    agent = Agent(model="m", base_url="local:gone")
+    config = MoAConfig(proposers=[agent], aggregator=agent, layers=2)
+    with pytest.raises(ConfigError, match=rf"pip install {packaged.prefix}1==9.9.9 "):
+        _run(config)
+
+
+def _post(url: str, content: str = "hi", timeout=30, **params) -> tuple[dict, dict, float, float]:
+    """One chat request over HTTP: (body, headers, time sent, time answered)."""
+    body = {"model": "tiny", "messages": [{"role": "user", "content": content}], **params}
+    request = urllib.request.Request(
+        f"{url}/chat/completions", json.dumps(body).encode(), {"Content-Type": "application/json"}
+    )
+    sent = time.time()
+    with urllib.request.urlopen(request, timeout=timeout) as response:
+        return json.load(response), dict(response.headers), sent, time.time()
+
+
+def test_every_llama_call_and_the_load_run_on_one_thread_per_model(fake_gguf):
+    path, loaded = fake_gguf
+    url = local.resolve(f"local:{path}")
+    assert loaded == [], "the model loads on its first call, not before"
+    with ThreadPoolExecutor(max_workers=4) as clients:  # 4 connections: 4 HTTP handler threads
+        replies = list(clients.map(lambda seed: _post(url, seed=seed), range(6)))
+    assert [body["choices"][0]["message"]["content"] for body, *_ in replies] == [
+        f"seed {n}" for n in range(6)
+    ]
+    assert len(loaded) == 1
+    llm = loaded[0]
+    assert llm.threads == {llm.loaded_on}
+    assert llm.loaded_on != threading.get_ident()
+    starts = sorted(llm.intervals)
+    assert all(end <= next_start for (_, end), (next_start, _) in itertools.pairwise(starts))
+    _server.stop_servers()
+    assert llm.closed_on == llm.loaded_on
+
+
+def test_exiting_stops_a_call_in_progress_at_its_next_token(fake_gguf, monkeypatch):
+    path, loaded = fake_gguf
+    monkeypatch.setattr(FakeLlama, "tokens", 1000)  # 10 s of generation
+    url = local.resolve(f"local:{path}")
+    with ThreadPoolExecutor(max_workers=1) as client:
+        reply = client.submit(_post, url, seed=1)
+        while not loaded or not loaded[0].calls:
+            time.sleep(0.01)
+        time.sleep(0.3)  # it is generating now
+        started = time.perf_counter()
+        _server.stop_servers()  # what runs at exit
+        assert time.perf_counter() - started < 1.0
+        with pytest.raises(urllib.error.HTTPError) as failure:
+            reply.result()
+    assert failure.value.code == 503
+    assert "shutting down" in json.load(failure.value)["error"]["message"]
+    assert loaded[0].closed_on == loaded[0].loaded_on
+
+
+def test_calls_to_different_models_overlap(fake_gguf, tmp_path):
+    path, loaded = fake_gguf
+    other = tmp_path / "other-chat.gguf"
+    other.write_bytes(b"GGUF")
+    urls = [local.resolve(f"local:{path}"), local.resolve(f"local:{other}")]
+    with ThreadPoolExecutor(max_workers=2) as clients:
+        replies = list(clients.map(lambda url: _post(url, seed=1), urls))
+    assert [body["model"] for body, *_ in replies] == ["tiny-chat", "other-chat"]
+    (a_start, a_end), (b_start, b_end) = loaded[0].intervals[0], loaded[1].intervals[0]
+    assert a_start < b_end and b_start < a_end, "one model waited for the other"
+    assert loaded[0].loaded_on != loaded[1].loaded_on
+
+
+def test_a_reply_tells_when_and_how_long_the_call_was_served(fake_gguf):
+    path, loaded = fake_gguf
+    url = local.resolve(f"local:{path}")
+    with ThreadPoolExecutor(max_workers=2) as clients:
+        first, second = clients.map(lambda seed: _post(url, seed=seed), (1, 2))
+        if first[0]["timings"]["load_ms"] == 0:  # the second request reached the model first
+            first, second = second, first
+    for body, headers, sent, answered in (first, second):
+        timings = body["timings"]
+        served_at = float(headers[local.SERVED_AT_HEADER])
+        assert sent < served_at < answered
+        assert timings["prompt_n"] + timings["cache_n"] == 11 and timings["predicted_n"] == 3
+        assert timings["prompt_ms"] >= 200  # the fake's delay, before its first token
+        assert 15 <= timings["predicted_ms"] < 200  # between its first and last token
+        assert timings["predicted_per_second"] == pytest.approx(3000 / timings["predicted_ms"])
+        assert timings["prompt_per_second"] == pytest.approx(
+            timings["prompt_n"] * 1000 / timings["prompt_ms"]
+        )
+    assert first[0]["timings"]["load_ms"] >= 100 and first[0]["timings"]["queued_ms"] < 50
+    assert first[0]["timings"]["cache_n"] == 0 and second[0]["timings"]["cache_n"] == 11
+    # The second waited while the first loaded the model and was served; it did not load it.
+    assert second[0]["timings"]["load_ms"] == 0
+    assert second[0]["timings"]["queued_ms"] >= 300
+    assert float(second[1][local.SERVED_AT_HEADER]) >= loaded[0].intervals[0][1]
+
+
+def test_timings_reach_the_openai_client(fake_gguf):
+    openai = pytest.importorskip("openai")
+    path, _ = fake_gguf
+    client = openai.OpenAI(base_url=local.resolve(f"local:{path}"), api_key="none")
+    raw = client.chat.completions.with_raw_response.create(
+        model="tiny", messages=[{"role": "user", "content": "hi"}], seed=3
+    )
+    assert float(raw.headers[local.SERVED_AT_HEADER]) > 0
+    assert json.loads(raw.http_response.content)["timings"]["predicted_n"] == 3
+    assert raw.parse().choices[0].message.content == "seed 3"
+
+
+def test_a_model_that_cannot_load_is_one_clear_error_not_retried(fake_gguf, monkeypatch):
+    path, _ = fake_gguf
+    attempts = []
+
+    def broken(gguf, chat_format=None):
+        attempts.append(gguf)
+        raise ConfigError(f"{gguf}: llama.cpp cannot load it as a GGUF model (unknown architecture)")
+
+    monkeypatch.setattr(_server, "load_llama", broken)
+    config = MoAConfig(
+        proposers=[_local_agent(path, seed=s) for s in (1, 2)], aggregator=_local_agent(path)
+    )
+    with pytest.raises(moa_lab.RunError) as failure:
+        _run(config)
+    error = failure.value.trace["L1.0"].error
+    assert error.startswith("HTTP 400 ") and "cannot load it as a GGUF model" in error
+    assert "gave up" not in error
+    assert len(attempts) == 1, "a failed load is not tried again"
+
+
+def test_a_file_that_is_not_a_gguf_fails_before_any_call(tmp_path):
+    text = tmp_path / "notes.gguf"
+    text.write_text("not a model")
+    with pytest.raises(ConfigError, match=r"notes.gguf is not a GGUF model file"):
+        local.resolve(f"local:{text}")
+
+
+def test_a_packaged_model_is_served_by_name_with_its_chat_format(registry, fake_gguf, monkeypatch):
+    _, loaded = fake_gguf
+    monkeypatch.setitem(_models.MODELS, registry.name, replace(registry, chat_format="gemma"))
+    registry.ensure(local.model_dir()).write_bytes(b"GGUF" + b"\0" * (registry.size - 4))
+    agent = Agent(model=local.model_name("local:fake-model"), base_url="local:fake-model", seed=5)
+    trace = _run(MoAConfig(proposers=[agent], aggregator=agent, layers=2))
+    assert {trace[n].served_model for n in trace.calls()} == {"fake-model-q4"}
+    assert len(loaded) == 1 and loaded[0].chat_format == "gemma"
 
 
 # -- the preset and the command ----------------------------------------------------------------
@@ -297,18 +524,27 @@ def _command(*argv: str) -> int:
     return main(["local-model", *argv])
 
 
-def test_local_model_command_prints_the_model_path(packaged, tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(_models, "DEFAULT_MODEL", packaged())
-    monkeypatch.setattr(local, "DEFAULT_MODEL", _models.DEFAULT_MODEL)
-    monkeypatch.setenv(local.MODEL_DIR_ENV, str(tmp_path / "models"))
-    monkeypatch.delenv(local.GGUF_ENV, raising=False)
-    assert _command("--verify") == 0
+def test_local_model_command_prints_the_model_path(registry, tmp_path, monkeypatch, capsys):
+    assert _command("--model", "fake-model", "--verify") == 0
     out, err = capsys.readouterr()
-    assert out == f"{tmp_path / 'models' / 'fake-model.gguf'}\n"
+    assembled = tmp_path / "models" / "fake-model-q4.gguf"
+    assert out == f"{assembled}\n"
     assert "matches its pinned SHA-256" in err
-    monkeypatch.setenv(local.GGUF_ENV, str(tmp_path / "models" / "fake-model.gguf"))
-    assert _command("--verify") == 1
-    assert "--verify checks the packaged model" in capsys.readouterr().err
+    assert _command("--gguf", str(assembled), "--verify") == 1
+    assert "--verify checks a packaged model" in capsys.readouterr().err
+    assert _command("--model", "nope") == 1
+    assert "no packaged model 'nope'; choose one of qwen2.5-coder-1.5b, " in capsys.readouterr().err
+    assert _command("--list") == 0
+    listed = capsys.readouterr().out.splitlines()
+    assert listed[0].startswith("qwen2.5-coder-1.5b (default)\t1117.3 MB\tApache-2.0\t")
+    assert listed[-1].startswith("fake-model\t0.4 MB\tCC0-1.0\tassembled\ta fake model")
+
+
+def test_local_model_check_loads_and_answers(fake_gguf, capsys):
+    path, loaded = fake_gguf
+    assert _command("--gguf", str(path), "--check") == 0
+    assert len(loaded) == 1 and loaded[0].closed_on == loaded[0].loaded_on
+    assert re.search(r"tiny-chat.gguf loads \(0.1 s\) and answers \(3 tokens", capsys.readouterr().err)
 
 
 # -- shipped traces and the real model ---------------------------------------------------------
@@ -356,34 +592,47 @@ def test_the_real_local_model_answers_through_the_cli(tmp_path):
     for node in trace.calls():
         data = trace[node]
         assert data.error is None and data.response
-        assert data.served_model == local.DEFAULT_MODEL.name
+        assert data.served_model == local.DEFAULT_MODEL.served_name
         assert data.completion_tokens > 0
         assert data.finish_reason in ("stop", "length")
         assert data.cost == 0
 
 
 @pytest.mark.slow
-def test_a_seeded_local_call_answers_the_same_whatever_ran_before_it():
+def test_the_real_model_tells_how_each_call_was_served_and_a_seeded_call_repeats():
     url = local.resolve("local")
-
-    def ask(question: str, seed: int) -> str:
-        body = {
-            "model": local.DEFAULT_MODEL.name,
-            "messages": [{"role": "user", "content": question}],
-            "temperature": 0.8,
-            "max_tokens": 48,
-            "seed": seed,
-        }
-        request = urllib.request.Request(
-            f"{url}/chat/completions", json.dumps(body).encode(), {"Content-Type": "application/json"}
-        )
-        with urllib.request.urlopen(request, timeout=300) as response:
-            return json.load(response)["choices"][0]["message"]["content"]
-
     question = "Alice has 3 apples and buys 8 more. How many apples does she have?"
+
+    def ask(seed: int) -> tuple[dict, dict, float, float]:
+        return _post(url, question, temperature=0.8, max_tokens=48, seed=seed, timeout=300)
+
     try:
-        first = ask(question, seed=2)
-        ask(question, seed=1)  # leaves the same prompt, sampled differently, in llama.cpp's cache
-        assert ask(question, seed=2) == first
+        first = ask(seed=2)
+        ask(seed=1)  # leaves the same prompt, sampled differently, in llama.cpp's cache
+        again = ask(seed=2)
     finally:
         _server.stop_servers()
+    assert again[0]["choices"] == first[0]["choices"]
+    assert first[0]["timings"]["load_ms"] > 0 and again[0]["timings"]["load_ms"] == 0
+    # The repeat reused the prefill of the same prompt, and still answered the same.
+    assert (first[0]["timings"]["cache_n"], again[0]["timings"]["prompt_n"]) == (0, 0)
+    for body, headers, sent, answered in (first, again):
+        timings, usage = body["timings"], body["usage"]
+        assert timings["prompt_n"] + timings["cache_n"] == usage["prompt_tokens"] > 0
+        assert timings["predicted_n"] == usage["completion_tokens"] > 0
+        assert timings["prompt_ms"] > 0 and timings["predicted_ms"] > 0
+        served_at = float(headers[local.SERVED_AT_HEADER])
+        assert sent + timings["load_ms"] / 1000 <= served_at + 0.01
+        assert served_at + (timings["prompt_ms"] + timings["predicted_ms"]) / 1000 <= answered
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", list(local.MODELS))
+def test_every_packaged_model_answers_by_name(name):
+    url = local.resolve(f"local:{name}")
+    try:
+        body, *_ = _post(url, "Name a colour.", temperature=0, max_tokens=8, timeout=300)
+    finally:
+        _server.stop_servers()
+    assert body["model"] == local.MODELS[name].served_name
+    assert body["timings"]["predicted_n"] > 0 and body["timings"]["load_ms"] > 0

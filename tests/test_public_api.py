@@ -45,6 +45,8 @@ def test_public_names_are_pinned():
             "preset",
             "run",
             "compare",
+            # export
+            "OtelExport",
             # strategies
             "DebateConfig",
             "RunSettings",
@@ -103,6 +105,10 @@ def _importers(prefixes: tuple[str, ...]) -> list[str]:
 
 def test_exactly_one_module_imports_openai():
     assert _importers(("openai",)) == ["_backend.py"]
+
+
+def test_only_the_span_modules_of_the_export_import_opentelemetry_and_openinference():
+    assert _importers(("opentelemetry", "openinference")) == ["_otel/_exporters.py", "_otel/_spans.py"]
 
 
 def test_only_the_cli_imports_argparse():

@@ -19,7 +19,7 @@ from plotly.callbacks import Points
 from moa_lab import Trace, TraceError, Usage, _analysis, run, views
 from moa_lab.cli import main
 from moa_lab.testing import ChatServer, FakeLLM, completion, fake_config
-from moa_lab.views import _export, _graph, _html, _reuse
+from moa_lab.views import _card, _export, _export_data, _graph, _reuse
 
 #: A prompt the fake models repeat in their answers: markup that must stay text everywhere.
 EVIL = 'Say <script>window.__pwned=1</script> <img src=x onerror="window.__pwned=2"> %{x} & done'
@@ -91,7 +91,7 @@ def _named(figure: go.Figure, name: str):
 def _edge_segments(figure: go.Figure) -> list[tuple[tuple[float, float], tuple[float, float], object]]:
     segments = []
     for data in figure.data:
-        if data.mode == "lines":
+        if data.mode == "lines" and data.legendgroup != _graph.KEY:
             xs, ys = list(data.x), list(data.y)
             for i in range(0, len(xs), 3):
                 assert math.isnan(xs[i + 2])  # each edge is followed by a break
@@ -281,8 +281,8 @@ def test_usage_sums_tokens_by_layer_and_puts_cached_tokens_apart(cached):
         first[n].prompt_tokens + first[n].completion_tokens for n in first.calls()
     )
     assert [d.marker.pattern.shape for d in from_cache] == ["/", "/"]
-    for axis in ("xaxis", "xaxis3", "xaxis5"):  # every row lists the layers in the same order
-        assert list(again.layout[axis].categoryarray) == ["L1", "L2 (agg.)"]
+    for axis in ("xaxis", "xaxis3"):  # every row lists the layers in the same order
+        assert list(again.layout[axis].categoryarray) == ["layer 1", "aggregator"]
 
 
 def test_usage_counts_cost_spent_and_saved_apart():
@@ -378,7 +378,7 @@ def test_layer_graph_draws_each_calls_strongest_references_beyond_its_edge_budge
             best = max(trace.references(target), key=lambda s: reuse[s, target].carried)
             expected.add((positions[best], positions[target]))
     assert drawn == expected
-    assert "of 12 edges, each call's 1 strongest drawn" in figure.layout.title.text
+    assert "of 12 edges, each call's 1 strongest drawn" in figure.layout.title.subtitle.text
 
 
 def test_reference_reuse_of_many_references_shows_the_strongest(trace, monkeypatch):
@@ -588,8 +588,8 @@ def test_export_clips_the_longest_texts_when_the_page_runs_out_of_room(monkeypat
 
     with ChatServer(answer) as server:
         chatty = run("q", fake_config(server.url), cache=False, trace_path=False, progress=False)
-    monkeypatch.setattr(_export, "MESSAGE_CHARS", 150)
-    monkeypatch.setattr(_export, "TEXT_BUDGET", 1_500)
+    monkeypatch.setattr(_export_data, "MESSAGE_CHARS", 150)
+    monkeypatch.setattr(_export_data, "TEXT_BUDGET", 1_500)
     calls = dict(_call_data(views.to_html(chatty, panels=False)))
     cut = "\n\n… (the first "
     for node, shown in calls.items():
@@ -603,10 +603,10 @@ def test_export_clips_the_longest_texts_when_the_page_runs_out_of_room(monkeypat
             assert len(text.split(cut)[0]) <= 150
 
 
-def test_summary_counts_the_models_of_a_big_layer(trace, monkeypatch):
-    monkeypatch.setattr(_html, "_CHIPS_UP_TO", 2)
+def test_summary_lists_a_few_settings_of_a_big_layer_and_counts_the_rest(trace, monkeypatch):
+    monkeypatch.setattr(_card, "SETTINGS_UP_TO", 2)
     page = views.summary_html(trace)
-    assert "×1" in page and "alpha ×1" in page
+    assert "alpha" in page and "beta" in page and "… 1 more settings" in page
 
 
 def _cli(argv: list[str]) -> int:

@@ -8,10 +8,10 @@ readers can trust the records they get.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import IO, TYPE_CHECKING, Any
 
 import networkx as nx
 
@@ -30,6 +30,9 @@ from moa_lab._trace.files import (
     write_atomically,
 )
 from moa_lab._trace.totals import Totals
+
+if TYPE_CHECKING:
+    from moa_lab._otel import OtelExport
 
 __all__ = ["InFlight", "Trace", "set_html_renderer"]
 
@@ -213,6 +216,39 @@ class Trace:
                 }
             )
         return pd.DataFrame(rows)
+
+    def to_otel(
+        self,
+        *,
+        endpoint: str | None = None,
+        out: str | Path | IO[str] | None = None,
+        exporter: Any = None,
+        headers: Mapping[str, str] | None = None,
+        project: str | None = None,
+        timeout: float = 10.0,
+    ) -> OtelExport:
+        """Send the run as OpenInference spans to Arize Phoenix or any OpenTelemetry backend.
+
+        One span per run (CHAIN), per layer, debate round or search step (CHAIN) and per call (LLM:
+        model, sampling settings, messages, answer, tokens, cost, reasoning, annotations), timed by
+        the trace, failed calls as error spans, each edge a span link. One destination at most:
+
+        - ``endpoint``: an OTLP/HTTP traces URL, sent with ``headers``. The default is
+          ``$OTEL_EXPORTER_OTLP_TRACES_ENDPOINT``, else ``$PHOENIX_COLLECTOR_ENDPOINT``, else a local
+          Phoenix at ``http://127.0.0.1:6006/v1/traces``;
+        - ``out``: a JSON-lines file (or an open text stream), one span a line;
+        - ``exporter``: any OpenTelemetry ``SpanExporter``.
+
+        ``project`` names the Phoenix project. Returns an ``OtelExport``. Raises ``ConfigError`` for a
+        bad destination, ``MoaLabError`` when the ``otel`` extra is missing or not every span was
+        accepted within ``timeout`` seconds. Exporting a run again repeats its ids.
+        """
+        from moa_lab._otel import export
+
+        return export(
+            self, endpoint=endpoint, out=out, exporter=exporter, headers=headers, project=project,
+            timeout=timeout,
+        )  # fmt: skip
 
     def __repr__(self) -> str:
         totals = self.totals()

@@ -16,12 +16,12 @@ import sys
 import warnings
 from collections.abc import Sequence
 
-from moa_lab.cli import approve, experiment, imports, local_model, replay, run, show, view
+from moa_lab.cli import approve, experiment, export, imports, local_model, replay, run, show, view
 
 __all__ = ["main"]
 
 #: The subcommand modules, in the order ``--help`` lists them.
-_COMMANDS = (run, show, view, replay, experiment, imports, local_model, approve)
+_COMMANDS = (run, show, view, replay, experiment, imports, export, local_model, approve)
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -1,5 +1,12 @@
 """Loading a GGUF with llama-cpp-python: the one place that imports ``llama_cpp``.
 
+How many threads llama.cpp runs and how they wait was measured, not guessed (docs/benchmarks.md,
+``benchmarks/bench_local.py --decode``): every core the process may use, for decoding and for
+prompts alike, with OpenMP's passive wait policy. llama.cpp's OpenMP threads otherwise spin while
+they wait, and on a 2-core machine busy with other work decoding on 2 threads fell to 1.6-3.8
+tokens/s (14.9-15.7 with passive waits, 11-17 on 1 thread; 2 threads prefill up to 1.6x faster than
+1). Neither setting changes the tokens.
+
 Invariant: ``llama_cpp`` is imported only when a model is loaded, so the rest of moa_lab works
 without the local extra, and its absence is one line saying how to install it.
 """
@@ -7,6 +14,7 @@ without the local extra, and its absence is one line saying how to install it.
 from __future__ import annotations
 
 import functools
+import importlib.util
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -15,43 +23,100 @@ from typing import Any
 from moa_lab._errors import ConfigError
 from moa_lab.local._models import INSTALL_HINT
 
-__all__ = ["N_CTX", "load_llama", "n_threads"]
+__all__ = ["LLAMA_ENV", "N_CTX", "check_llama", "load_llama", "n_threads"]
 
 #: Context window of a loaded model: room for an aggregator prompt with several long references.
 N_CTX = 8192
+#: Set before llama.cpp loads, unless already set: OpenMP threads sleep instead of spinning while
+#: they wait (OpenMP reads it once, when llama.cpp's library is loaded).
+LLAMA_ENV = {"OMP_WAIT_POLICY": "PASSIVE"}
+
+
+_MISSING = f"the local model needs llama-cpp-python, which is not installed; {INSTALL_HINT}"
+
+
+def check_llama() -> None:
+    """A one-line error when llama-cpp-python is not installed (without importing it)."""
+    if importlib.util.find_spec("llama_cpp") is None:
+        raise ConfigError(_MISSING)
 
 
 @functools.cache
-def _counting_llama() -> type:
+def _serving_llama() -> type:
+    for name, value in LLAMA_ENV.items():
+        os.environ.setdefault(name, value)
     try:
         from llama_cpp import Llama
     except ImportError:
-        raise ConfigError(
-            f"the local model needs llama-cpp-python, which is not installed; {INSTALL_HINT}"
-        ) from None
+        raise ConfigError(_MISSING) from None
 
-    class CountingLlama(Llama):
-        """A Llama that reports every token it generates to ``on_token`` (for progress bars)."""
+    import numpy as np
+    from llama_cpp import llama_get_logits_ith
+
+    class ServingLlama(Llama):
+        """A Llama that reports every token it generates to ``on_token`` (for progress bars), and
+        starts every call as if from an empty context.
+
+        A prompt different from the last one is prefilled from an empty context. A prompt equal to
+        the last one prefilled (a Self-MoA proposer after another) is not prefilled again: its
+        cache entries are the ones that prefill wrote and nothing since has changed them, and its
+        first token is sampled from that prefill's saved logits, so the call computes what a call
+        from an empty context computes (``prompt_cached`` says how many prompt tokens it reused).
+        """
 
         on_token: Callable[[], None] | None = None
+        #: Prompt tokens the last call took from the cache instead of prefilling them.
+        prompt_cached = 0
+        _prefilled: list[int] | None = None
+        _prefill_logits: Any = None
+
+        def _last_logits(self) -> Any:
+            """The logits llama.cpp will sample the next token from (a view of its own buffer)."""
+            return np.ctypeslib.as_array(llama_get_logits_ith(self.ctx, -1), shape=(self.n_vocab(),))
 
         def generate(self, tokens: Any, *args: Any, **kwargs: Any) -> Any:
-            for token in super().generate(tokens, *args, **kwargs):
+            tokens = list(tokens)
+            reuse = tokens == self._prefilled and self._prefill_logits is not None
+            if reuse:
+                # Keep cache cells 0..N-1 (the prompt's prefill); llama-cpp-python then drops the
+                # cells after them and samples at once from the logits put back here.
+                self.n_tokens = len(tokens)
+                self._requires_eval = False
+                self._last_logits()[:] = self._prefill_logits
+            else:
+                self.reset()
+            self.prompt_cached = len(tokens) if reuse else 0
+            for number, token in enumerate(super().generate(tokens, *args, **kwargs)):
+                if number == 0 and not reuse:
+                    self._prefilled, self._prefill_logits = tokens, self._last_logits().copy()
                 if self.on_token is not None:
                     self.on_token()
                 yield token
 
-    return CountingLlama
+        def reset(self) -> None:
+            """Forget the context, the saved prefill included."""
+            super().reset()
+            self._prefilled, self._prefill_logits = None, None
+
+    return ServingLlama
 
 
 def n_threads() -> int:
-    """The cores this process may run on: llama.cpp's default (half of them) is slower here."""
+    """The cores this process may run on (llama-cpp-python's default, half of them, decodes slower)."""
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
-def load_llama(path: Path) -> Any:
-    """Load a GGUF with llama-cpp-python on every available core."""
+def load_llama(path: Path, *, chat_format: str | None = None) -> Any:
+    """Load a GGUF with llama-cpp-python on every available core (``chat_format`` for a GGUF that
+    carries no chat template)."""
     try:
-        return _counting_llama()(model_path=str(path), n_ctx=N_CTX, n_threads=n_threads(), verbose=False)
+        return _serving_llama()(
+            model_path=str(path),
+            n_ctx=N_CTX,
+            n_threads=n_threads(),
+            n_threads_batch=n_threads(),
+            chat_format=chat_format,
+            verbose=False,
+        )
     except ValueError as exc:
         raise ConfigError(f"{path}: llama.cpp cannot load it as a GGUF model ({exc})") from None

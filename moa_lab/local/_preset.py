@@ -7,11 +7,10 @@ GGUFs stay apart.
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 from moa_lab._config import Agent, MoAConfig, Price
 from moa_lab._prompts import AGGREGATE_AND_SYNTHESIZE
-from moa_lab.local._models import DEFAULT_MODEL, GGUF_ENV
+from moa_lab.local._models import GGUF_ENV, model_name
 
 __all__ = ["AGGREGATOR_MAX_TOKENS", "BRIEF_AGGREGATOR_TEMPLATE", "PROPOSER_MAX_TOKENS", "local_preset"]
 
@@ -27,10 +26,14 @@ BRIEF_AGGREGATOR_TEMPLATE = AGGREGATE_AND_SYNTHESIZE.replace(
 
 
 def local_preset() -> MoAConfig:
-    """MoA-Lite on the embedded model: three samples of it (Self-MoA) and it again as aggregator."""
+    """MoA-Lite on the embedded model: three samples of it (Self-MoA) and it again as aggregator.
+
+    ``$MOA_LAB_GGUF`` names another packaged model or a GGUF file to run instead of the default.
+    """
     named = os.environ.get(GGUF_ENV)
-    # Naming the file in base_url and model keeps caches and traces of different GGUFs apart.
-    base_url, model = (f"local:{named}", Path(named).stem) if named else ("local", DEFAULT_MODEL.name)
+    # Naming the model in base_url and model keeps caches and traces of different GGUFs apart.
+    base_url = f"local:{named}" if named else "local"
+    model = model_name(base_url)
     proposers = [
         Agent(
             model=model,

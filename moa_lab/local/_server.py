@@ -1,12 +1,32 @@
-"""The local model behind a loopback OpenAI-compatible server, started on first use.
+"""The local models behind loopback OpenAI-compatible servers, started on first use.
 
-An agent whose base_url is ``local`` or ``local:<path>`` is resolved at run time to a ``LocalServer``
-on 127.0.0.1, so local calls take the same path as remote ones: the ``openai`` client, HTTP, retries,
-the same trace records.
+An agent whose base_url is ``local``, ``local:<name>`` (a packaged model) or ``local:<path>`` is
+resolved at run time to a ``LocalServer`` on 127.0.0.1, so local calls take the same path as remote
+ones: the ``openai`` client, HTTP, retries, the same trace records.
 
-Invariants: a loaded model runs one sequence at a time (a lock per model; remote calls are not held
-up by it) and each call starts from an empty context, so a seeded call answers the same whatever ran
-before it; one server per GGUF per process, stopped at exit.
+Each reply tells how the call was served, as llama.cpp's own server does: the completion body has a
+``"timings"`` object, and the ``X-Moa-Lab-Served-At`` header holds the Unix time (seconds, float)
+when the model started serving the call (after it waited for the model and, on the model's first
+call, for its load). ``timings`` holds, all durations in milliseconds:
+
+- ``queued_ms``: from the request joining the model's queue to the model taking it up (other calls
+  ran meanwhile);
+- ``load_ms``: loading the model, when this call was its first (else 0);
+- ``prompt_n``, ``prompt_ms``, ``prompt_per_second``: the prompt's tokens evaluated (prefill) and
+  the time from the start of serving to the first sampled token (chat template, tokenizing, prefill
+  and that first sample); ``cache_n``: prompt tokens taken from the cache instead (the whole prompt
+  when it equals the previous call's, as the proposers of a Self-MoA layer do; else 0);
+- ``predicted_n``, ``predicted_ms``, ``predicted_per_second``: the completion's tokens and the time
+  from the first sampled token to the last (decoding and sampling). A ``*_per_second`` rate is null
+  when its time is 0.
+
+So a call's HTTP latency is about queued + load + prompt + predicted, plus the HTTP hop.
+
+Invariants: a model is loaded by its first call and kept while the process lives; its load and all
+its calls run on one worker thread (``_worker``), one sequence at a time, while calls to other
+models (and remote calls) are not held up by it; each call computes what it would from an empty
+context (a prompt equal to the previous one reuses that prefill exactly), so a seeded call answers
+the same whatever ran before it; one server per GGUF per process, stopped at exit.
 """
 
 from __future__ import annotations
@@ -14,17 +34,24 @@ from __future__ import annotations
 import atexit
 import sys
 import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from tqdm.auto import tqdm
 
 from moa_lab._backend import CALL_HEADER, PROGRESS_HEADER
-from moa_lab._server import ChatServer, HTTPReply, completion
-from moa_lab.local._llama import load_llama
-from moa_lab.local._models import gguf_path
+from moa_lab._errors import ConfigError
+from moa_lab._server import ChatServer, HTTPReply, Reply, completion
+from moa_lab.local._llama import check_llama, load_llama
+from moa_lab.local._models import gguf_path, named_model
+from moa_lab.local._worker import ModelWorker, Wait, WorkerClosed
 
-__all__ = ["LocalServer", "resolve", "sampling_options", "stop_servers"]
+__all__ = ["SERVED_AT_HEADER", "LocalServer", "resolve", "sampling_options", "stop_servers"]
+
+#: Response header: Unix time (seconds) when the model started serving the call.
+SERVED_AT_HEADER = "X-Moa-Lab-Served-At"
 
 
 #: Request fields passed to llama.cpp under the same name; OpenAI's defaults where OpenAI has one.
@@ -60,65 +87,126 @@ def sampling_options(body: dict[str, Any]) -> dict[str, Any]:
 
 
 class LocalServer(ChatServer):
-    """A loopback OpenAI-compatible server answering from one llama.cpp model, one call at a time."""
+    """A loopback OpenAI-compatible server answering from one llama.cpp model, one call at a time.
 
-    def __init__(self, llm: Any, name: str):
+    ``load()`` returns the model; it runs on the model's worker thread when the first call arrives.
+    """
+
+    def __init__(self, load: Callable[[], Any], name: str):
         super().__init__(self._answer, models=[name], record=False)
-        self.llm = llm
         self.name = name
         self.calls = 0
-        self._generating = threading.Lock()
+        self._worker = ModelWorker(load, _close_model, name)
 
     @classmethod
-    def load(cls, path: Path) -> LocalServer:
-        """Load the GGUF at ``path`` and start serving it (the model is named after the file)."""
-        return cls(load_llama(path), path.stem).start()
+    def for_gguf(cls, path: Path, *, chat_format: str | None = None) -> LocalServer:
+        """Serve the GGUF at ``path`` (named after the file); it loads on the first call."""
+        _check_gguf(path)
+        return cls(lambda: load_llama(path, chat_format=chat_format), path.stem).start()
 
     def stop(self) -> None:
         """Stop serving and free the model."""
         super().stop()
-        close = getattr(self.llm, "close", None)
-        if close is not None:
-            close()
+        self._worker.close()
 
-    def _answer(self, body: dict[str, Any]) -> dict[str, Any]:
+    def _answer(self, body: dict[str, Any]) -> Reply:
         options = sampling_options(body)
-        with self._generating:
-            self.calls += 1
-            call = self.header(CALL_HEADER) or f"#{self.calls}"
-            label = f"local {call} {body.get('model', self.name)} T={options['temperature']}"
-            if options["seed"] is not None:
-                label += f" seed={options['seed']}"
-            with tqdm(
-                total=options["max_tokens"],
-                desc=label,
-                unit="tok",
-                file=sys.stderr,
-                leave=False,
-                disable=True if self.header(PROGRESS_HEADER) == "0" else None,
-            ) as bar:
-                self.llm.on_token = lambda: bar.update(1)
-                # Start from an empty context: reusing the previous call's prompt cache changes the
-                # numerics slightly, so a seeded call would answer differently depending on what ran
-                # before it (its cost is re-reading a shared prefix, about a second on 2 cores).
-                self.llm.reset()
-                try:
-                    result = self.llm.create_chat_completion(
-                        messages=body.get("messages") or [], **options
-                    )
-                except ValueError as exc:  # llama.cpp's word for a prompt longer than the context
-                    raise HTTPReply(400, f"{self.name}: {exc}") from None
-                finally:
-                    self.llm.on_token = None
+        show = {
+            "call": self.header(CALL_HEADER),
+            "progress": self.header(PROGRESS_HEADER) != "0",
+            "model": body.get("model", self.name),
+        }
+        try:
+            return self._worker.run(lambda llm, wait: self._serve(llm, wait, body, options, show))
+        except ConfigError as exc:  # the model could not be loaded: no retry can help
+            raise HTTPReply(400, str(exc)) from None
+        except WorkerClosed as exc:
+            raise HTTPReply(503, str(exc)) from None
+
+    def _serve(
+        self, llm: Any, wait: Wait, body: dict[str, Any], options: dict[str, Any], show: dict[str, Any]
+    ) -> Reply:
+        """One call on the worker thread: generate, and time each phase."""
+        served_at = time.time()
+        started = time.perf_counter()
+        self.calls += 1
+        label = f"local {show['call'] or f'#{self.calls}'} {show['model']} T={options['temperature']}"
+        if options["seed"] is not None:
+            label += f" seed={options['seed']}"
+        token_times: list[float] = []
+        with tqdm(
+            total=options["max_tokens"],
+            desc=label,
+            unit="tok",
+            file=sys.stderr,
+            leave=False,
+            disable=None if show["progress"] else True,
+        ) as bar:
+
+            def on_token() -> None:
+                if self._worker.closing.is_set():  # the process is exiting: stop generating
+                    raise WorkerClosed(f"the local model {self.name} is shutting down")
+                token_times.append(time.perf_counter())
+                bar.update(1)
+
+            llm.on_token = on_token
+            # No llm.reset(): the model starts each call as from an empty context itself, reusing
+            # only the prefill of a prompt equal to the last one (see _llama.ServingLlama).
+            try:
+                result = llm.create_chat_completion(messages=body.get("messages") or [], **options)
+            except ValueError as exc:  # llama.cpp's word for a prompt longer than the context
+                raise HTTPReply(400, f"{self.name}: {exc}") from None
+            finally:
+                llm.on_token = None
+        ended = time.perf_counter()
         choice = result["choices"][0]
         usage = result["usage"]
-        return completion(
+        first, last = (token_times[0], token_times[-1]) if token_times else (ended, ended)
+        answer = completion(
             self.name,
             choice["message"].get("content") or "",
             prompt_tokens=usage["prompt_tokens"],
             completion_tokens=usage["completion_tokens"],
             finish_reason=choice.get("finish_reason") or "stop",
         )
+        cached = llm.prompt_cached
+        answer["timings"] = _timings(
+            wait,
+            cached=cached,
+            prompt=(usage["prompt_tokens"] - cached, first - started),
+            predicted=(usage["completion_tokens"], last - first),
+        )
+        return Reply.json(answer, headers={SERVED_AT_HEADER: f"{served_at:.6f}"})
+
+
+def _timings(
+    wait: Wait, *, cached: int, prompt: tuple[int, float], predicted: tuple[int, float]
+) -> dict[str, Any]:
+    """The ``timings`` of a reply: llama.cpp server's names, and ``queued_ms`` and ``load_ms``."""
+    timings: dict[str, Any] = {
+        "queued_ms": wait.queued * 1000,
+        "load_ms": wait.load * 1000,
+        "cache_n": cached,
+    }
+    for phase, (tokens, seconds) in (("prompt", prompt), ("predicted", predicted)):
+        timings[f"{phase}_n"] = tokens
+        timings[f"{phase}_ms"] = seconds * 1000
+        timings[f"{phase}_per_second"] = tokens / seconds if seconds > 0 else None
+    return timings
+
+
+def _close_model(llm: Any) -> None:
+    close = getattr(llm, "close", None)
+    if close is not None:
+        close()
+
+
+def _check_gguf(path: Path) -> None:
+    """A one-line error before any call when llama.cpp is missing or the file is not a GGUF at all."""
+    check_llama()
+    with path.open("rb") as file:
+        if file.read(4) != b"GGUF":
+            raise ConfigError(f"{path} is not a GGUF model file (it does not start with 'GGUF')")
 
 
 _servers: dict[Path, LocalServer] = {}
@@ -126,12 +214,15 @@ _servers_lock = threading.Lock()
 
 
 def resolve(base_url: str) -> str:
-    """The loopback URL serving the GGUF of a ``local`` base URL; it starts on first use."""
+    """The loopback URL serving the GGUF of a ``local`` base URL; it starts on first use (the model
+    loads on its first call)."""
     path = gguf_path(base_url)
+    model = named_model(base_url)
     with _servers_lock:
         server = _servers.get(path)
         if server is None:
-            server = _servers[path] = LocalServer.load(path)
+            chat_format = model.chat_format if model else None
+            server = _servers[path] = LocalServer.for_gguf(path, chat_format=chat_format)
         return server.url
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from moa_lab._lazy import lazy_exports
 from moa_lab._trace import set_html_renderer
-from moa_lab.views._html import summary_html
+from moa_lab.views._card import summary_html
 
 __all__ = [
     "COST_AXES",
@@ -26,6 +26,7 @@ __all__ = [
     "CompareView",
     "LiveView",
     "PromptLab",
+    "TraceBrowser",
     "TraceExplorer",
     "attribution",
     "bars_figure",
@@ -47,6 +48,7 @@ __all__ = [
     "provenance_figure",
     "provenance_html",
     "reference_reuse",
+    "search_calls",
     "search_tree",
     "summary_html",
     "summary_text",
@@ -65,9 +67,11 @@ _HOME = {
     "model_colors": "_style",
     "call_html": "_html",
     "diff_html": "_html",
-    "layer_html": "_html",
+    "layer_html": "_levels",
     "provenance_figure": "_provenance",
     "provenance_html": "_provenance",
+    "search_calls": "_search",
+    "TraceBrowser": "_browser",
     "summary_text": "_text",
     "NODE_TRACE": "_graph",
     "SELECTED_TRACE": "_graph",

@@ -1,9 +1,13 @@
 """Figures of an experiment: quality against cost with the Pareto front, per-config bars, ablations.
 
 Every figure is a pure function of an experiment's per-config table (``result.table()``, or the
-``ExperimentResult`` itself) returning a ``plotly.graph_objects.Figure``. Invariant: config names come
-from user files, so they are escaped before they become plotly text; a figure that needs a column
-the table lacks (a cost without prices, accuracy on an open-ended set) fails with one line.
+``ExperimentResult`` itself, whose configs then also give each single model's sampling settings)
+returning a ``plotly.graph_objects.Figure``. Points that would sit on each other share one label, and
+labels are never clipped by the plot's edge.
+
+Invariant: config names come from user files, so they are escaped before they become plotly text,
+and reach it only as text values (never inside a hover template); a figure that needs a column the
+table lacks (a cost without prices, accuracy on an open-ended set) fails with one line.
 """
 
 from __future__ import annotations
@@ -16,8 +20,9 @@ import plotly.graph_objects as go
 
 from moa_lab._errors import ConfigError
 from moa_lab.experiments import ExperimentResult, pareto_front
-from moa_lab.views._layout import layout
-from moa_lab.views._style import PALETTE, esc
+from moa_lab.views._layout import LEGEND_BELOW, layout
+from moa_lab.views._placing import place_labels
+from moa_lab.views._style import PALETTE, clip, esc_plot
 
 __all__ = [
     "COST_AXES",
@@ -47,6 +52,42 @@ def _table(source: ExperimentResult | pd.DataFrame) -> pd.DataFrame:
     return source.table() if isinstance(source, ExperimentResult) else source
 
 
+def _sampling(agent: Any) -> str:
+    """An agent's settings as ``Call.sampling`` writes a call's: ``T0.7 seed 1 ≤128``."""
+    parts = [f"T{agent.temperature}"] if agent.temperature is not None else []
+    parts += [f"top-p {agent.top_p}"] if agent.top_p is not None else []
+    parts += [f"seed {agent.seed}"] if agent.seed is not None else []
+    parts += [f"≤{agent.max_tokens}"] if agent.max_tokens is not None else []
+    return " ".join(parts)
+
+
+def _settings(source: ExperimentResult | pd.DataFrame) -> dict[str, tuple[str, str, bool]]:
+    """Per single-model config: its model, its sampling, and whether its label must show them
+    (another single config runs the same model with other settings, as ``singles`` of a Self-MoA
+    config makes)."""
+    if not isinstance(source, ExperimentResult):
+        return {}
+    agents = {c.name: c.agent for c in source.candidates if c.agent is not None}
+    models = [a.model for a in agents.values()]
+    return {
+        name: (agent.model, _sampling(agent), models.count(agent.model) > 1)
+        for name, agent in agents.items()
+    }
+
+
+def _label(name: str, settings: dict[str, tuple[str, str, bool]]) -> str:
+    """A config's label: its name (clipped), and its sampling when that tells it apart."""
+    _, sampling, needed = settings.get(name, ("", "", False))
+    shown = esc_plot(clip(name, 30))
+    return f"{shown}<br>{esc_plot(sampling)}" if needed and sampling else shown
+
+
+def _hover(name: str, settings: dict[str, tuple[str, str, bool]], *facts: str) -> str:
+    model, sampling, _ = settings.get(name, ("", "", False))
+    head = [f"<b>{esc_plot(name)}</b>"] + ([esc_plot(f"{model} {sampling}".strip())] if model else [])
+    return "<br>".join(head + list(facts))
+
+
 def _quality(table: pd.DataFrame, quality: str | None) -> str:
     """The quality column to plot: the one asked for, else accuracy, else win rate."""
     if quality is None:
@@ -64,8 +105,12 @@ def _has(table: pd.DataFrame, column: str) -> bool:
     return column in table and bool(table[column].notna().any())
 
 
+#: The interval columns of a metric that has one (``summarize`` names them).
+_INTERVALS = {"accuracy": ("accuracy_low", "accuracy_high"), "win_rate": ("win_low", "win_high")}
+
+
 def _error_bars(table: pd.DataFrame, metric: str) -> dict[str, Any] | None:
-    low, high = f"{metric}_low", f"{metric}_high"
+    low, high = _INTERVALS.get(metric, (f"{metric}_low", f"{metric}_high"))
     if low not in table or high not in table:
         return None
     return {
@@ -77,21 +122,60 @@ def _error_bars(table: pd.DataFrame, metric: str) -> dict[str, Any] | None:
     }
 
 
-def _layout(figure: go.Figure, title: str, x: str, y: str) -> go.Figure:
+def _layout(figure: go.Figure, title: str, x: str, y: str, **options: Any) -> go.Figure:
     return layout(
         figure,
         title,
         xaxis_title=x,
         yaxis_title=y,
-        legend={"orientation": "h", "y": -0.2},
-        margin={"t": 60, "b": 40},
+        legend=LEGEND_BELOW | {"y": -0.16},
+        margin={"t": 60, "b": 60},
+        **({"height": 500} | options),
     )
+
+
+def _named(figure: go.Figure, xs: list[float], ys: list[float], rows: pd.DataFrame, metric: str,
+           texts: list[str]) -> None:  # fmt: skip
+    """Give the points room and their names: padded axes, and one text label per group of points
+    that would overlap, each at the spot around its point where it covers least (``place_labels``)."""
+    low, high = _bounds(rows, metric)
+    x_range, y_range = _padded(xs, xs, xs, 0.12), _padded(ys, low, high, 0.15)
+    labels = place_labels(list(zip(xs, ys, strict=True)), texts, x_range, y_range,
+                          list(zip(low, high, strict=True)))  # fmt: skip
+    figure.add_scatter(
+        x=[a.x for a in labels], y=[a.y for a in labels], text=[a.text for a in labels],
+        textposition=[a.position for a in labels], hoverinfo="skip", showlegend=False,
+        # Invisible markers the size of the points: plotly sets text off by its marker's radius.
+        mode="markers+text", marker={"size": 11, "opacity": 0},
+        textfont={"size": 11, "color": "#374151"}, cliponaxis=False, name="config names",
+    )  # fmt: skip
+    figure.update_xaxes(range=x_range)
+    figure.update_yaxes(range=y_range)
+
+
+def _padded(values: list[float], low: list[float], high: list[float], room: float) -> list[float]:
+    """An axis range around the values and their intervals, with ``room`` (a share) for labels."""
+    lo, hi = min(low + values), max(high + values)
+    pad = ((hi - lo) or abs(hi) or 1.0) * room
+    return [lo - pad, hi + pad]
+
+
+def _bounds(rows: pd.DataFrame, metric: str) -> tuple[list[float], list[float]]:
+    """Each row's interval of ``metric`` (the value itself where it has none)."""
+    low, high = _INTERVALS.get(metric, (f"{metric}_low", f"{metric}_high"))
+    values = rows[metric].tolist()
+    if low not in rows or high not in rows:
+        return values, values
+    return rows[low].fillna(rows[metric]).tolist(), rows[high].fillna(rows[metric]).tolist()
 
 
 def pareto_figure(
     source: ExperimentResult | pd.DataFrame, *, x: str = "cost", quality: str | None = None
 ) -> go.Figure:
-    """Quality against cost, tokens or latency per config; the Pareto front is drawn and marked."""
+    """Quality against cost, tokens or latency per config; the Pareto front is drawn and marked.
+
+    Configs whose points would overlap share one label.
+    """
     table = _table(source)
     if x not in COST_AXES:
         raise ConfigError(f"x must be one of {', '.join(COST_AXES)}, got {x!r}")
@@ -99,60 +183,84 @@ def pareto_figure(
         hint = " (no prices are known for these models; use x='tokens')" if x == "cost" else ""
         raise ConfigError(f"the experiment table has no {x} values{hint}")
     quality = _quality(table, quality)
+    settings = _settings(source)
     rows = table[table[x].notna() & table[quality].notna()]
     front = set(pareto_front(list(rows[x]), list(rows[quality])))
-    names = [esc(name) for name in rows.index]
+    xs, ys = rows[x].tolist(), rows[quality].tolist()
     figure = go.Figure()
     figure.add_trace(
         go.Scatter(
-            x=rows[x],
-            y=rows[quality],
-            mode="markers+text",
-            text=names,
-            textposition="top center",
+            x=xs,
+            y=ys,
+            mode="markers",
             marker={
                 "size": 11,
                 "color": [PALETTE[0] if i in front else "#BAB0AC" for i in range(len(rows))],
                 "line": {"width": 1, "color": "white"},
             },
             error_y=_error_bars(rows, quality),
-            name="configs",
-            hovertemplate="%{text}<br>" + x + " %{x:.4g}<br>" + quality + " %{y:.3f}<extra></extra>",
+            name="configs (blue: on the Pareto front)",
+            text=[esc_plot(name) for name in rows.index],
+            hovertext=[
+                _hover(name, settings, f"{x} {vx:.4g}", f"{quality} {vy:.3f}")
+                for name, vx, vy in zip(rows.index, xs, ys, strict=True)
+            ],
+            hoverinfo="text",
         )
     )
-    ordered = sorted(front, key=lambda i: rows[x].iloc[i])
+    ordered = sorted(front, key=lambda i: xs[i])
     figure.add_trace(
         go.Scatter(
-            x=[rows[x].iloc[i] for i in ordered],
-            y=[rows[quality].iloc[i] for i in ordered],
+            x=[xs[i] for i in ordered],
+            y=[ys[i] for i in ordered],
             mode="lines",
             line={"shape": "hv", "color": PALETTE[0], "dash": "dot"},
             name="Pareto front",
             hoverinfo="skip",
         )
     )
+    if len(rows):
+        _named(figure, xs, ys, rows, quality, [_label(name, settings) for name in rows.index])
     return _layout(figure, f"{_LABELS[quality]} against {x}", COST_AXES[x], _LABELS[quality])
 
 
 def bars_figure(source: ExperimentResult | pd.DataFrame, *, metric: str | None = None) -> go.Figure:
-    """One bar per config for a metric, with its bootstrap interval as error bars when it has one."""
+    """One bar per config for a metric, with its bootstrap interval as error bars when it has one.
+
+    Bars lie along the configs' names (read across, however long), in the table's order.
+    """
     table = _table(source)
     metric = _quality(table, metric) if metric in (None, "accuracy", "win_rate") else metric
     if not _has(table, metric):
         raise ConfigError(f"the experiment table has no {metric!r} values to plot")
+    settings = _settings(source)
     rows = table[table[metric].notna()]
     colors = [PALETTE[1] if layers == 1 else PALETTE[0] for layers in rows["layers"]]
     figure = go.Figure(
         go.Bar(
-            x=[esc(name) for name in rows.index],
-            y=rows[metric],
-            error_y=_error_bars(rows, metric),
+            y=[_label(name, settings).replace("<br>", " · ") for name in rows.index],
+            x=rows[metric],
+            orientation="h",
+            error_x=_error_bars(rows, metric),
             marker_color=colors,
-            hovertemplate="%{x}: %{y:.3f}<extra></extra>",
+            text=[esc_plot(name) for name in rows.index],
+            hovertext=[
+                _hover(name, settings, f"{metric} {value:.3f}")
+                for name, value in zip(rows.index, rows[metric], strict=True)
+            ],
+            hoverinfo="text",
+            textposition="none",
         )
     )
+    figure.update_yaxes(autorange="reversed", automargin=True)
     label = _LABELS.get(metric, metric)
-    return _layout(figure, f"{label} per config (orange: single models)", "config", label)
+    return _layout(
+        figure,
+        f"{label} per config (orange: single models)",
+        label,
+        "",
+        height=int(min(max(320, 34 * len(rows) + 160), 1200)),
+    )
 
 
 def _ablation(table: pd.DataFrame, along: str, group: str, quality: str | None) -> go.Figure:
@@ -165,14 +273,21 @@ def _ablation(table: pd.DataFrame, along: str, group: str, quality: str | None) 
             go.Scatter(
                 x=part[along],
                 y=part[quality],
-                mode="lines+markers+text",
-                text=[esc(name) for name in part.index],
-                textposition="top center",
+                mode="lines+markers",
+                text=[esc_plot(name) for name in part.index],
+                hovertext=[
+                    _hover(name, {}, f"{along} {a}", f"{quality} {q:.3f}")
+                    for name, a, q in zip(part.index, part[along], part[quality], strict=True)
+                ],
+                hoverinfo="text",
                 error_y=_error_bars(part, quality),
                 name=f"{group} = {value}",
                 line={"color": PALETTE[number % len(PALETTE)]},
             )
         )
+    if len(rows):
+        xs, ys = rows[along].astype(float).tolist(), rows[quality].tolist()
+        _named(figure, xs, ys, rows, quality, [esc_plot(clip(name, 30)) for name in rows.index])
     figure.update_xaxes(dtick=1)
     title = f"{_LABELS[quality]} by number of {along}"
     return _layout(figure, title, f"{along} (a single model is 1)", _LABELS[quality])

@@ -1,44 +1,80 @@
-"""HTML panels for one call, one layer, a whole trace, and a word diff; shared by widgets and export.
+"""HTML panels for one call, one level (layer, round, step) and a word diff; shared by widgets and
+export (the trace's summary card is in ``_card``).
 
 Plain strings, no plotly and no ipywidgets, so a trace displays in a notebook (``Trace._repr_html_``)
 even without the plotting stack. Invariant: every piece of trace data is escaped (``esc``) before it
-is put into the markup, so model output like ``<script>`` or ``<img onerror=...>`` shows as text.
+is put into the markup, so model output like ``<script>`` or ``<img onerror=...>`` shows as text;
+every panel's root carries ``ROOT_CLASS``, so JupyterLab's MathJax leaves a ``$`` in it alone.
 """
 
 from __future__ import annotations
 
 import json
-from collections import Counter
 from collections.abc import Callable
 
 from moa_lab import _analysis
 from moa_lab._errors import TraceError
 from moa_lab._trace import Call, Trace
 from moa_lab.views._provenance import inserted_html, looks, panel_html
-from moa_lab.views._style import CSS, clip, esc, model_colors
+from moa_lab.views._steps import call_states, evaluation
+from moa_lab.views._style import CSS, esc, model_colors
 
 __all__ = [
+    "PANEL_CSS",
+    "ROOT_CLASS",
+    "badge_html",
     "badge_list",
     "call_badges",
     "call_html",
     "call_rows",
     "check_node",
     "diff_html",
-    "layer_html",
     "measures_line",
     "reuse_line",
+    "search_rows",
     "strongest_references",
-    "summary_html",
+    "wrap",
 ]
 
-#: A layer's row in the summary names each call's model up to this many calls, then counts them.
-_CHIPS_UP_TO = 12
+#: The class of the root of every piece of HTML moa_lab renders: ``moa`` for the stylesheet, and
+#: ``mathjax_ignore`` (MathJax 3) and ``tex2jax_ignore`` (MathJax 2), which JupyterLab's MathJax
+#: skips, so "$1.10 ... $1.00" in a prompt or an answer stays text instead of becoming math.
+ROOT_CLASS = "moa mathjax_ignore tex2jax_ignore"
+#: The panels' stylesheet: the shared ``CSS`` and what the level panels, the summary card and the
+#: search add (reused answers, the states of a search).
+PANEL_CSS = (
+    CSS
+    + """
+.moa .moa-badge.moa-reuse { background: #e0e7ff; color: #3730a3; }
+.moa .moa-cut { color: #92400e; font-size: 11px; }
+.moa .moa-settings { color: #4b5563; font-size: 12px; }
+.moa table.moa-states { border-collapse: collapse; margin: 4px 0; font-size: 12px; width: 100%; }
+.moa table.moa-states td, .moa table.moa-states th { padding: 1px 8px 1px 0; text-align: left;
+  vertical-align: top; border-bottom: 1px solid #f1f5f9; }
+.moa table.moa-states th { color: #6b7280; font-weight: 500; }
+.moa table.moa-states tr.moa-pruned td { color: #9ca3af; }
+.moa table.moa-states tr.moa-pruned td.moa-state { text-decoration: line-through; }
+.moa table.moa-states td.moa-state { font-family: ui-monospace, SFMono-Regular, Menlo, monospace;
+  white-space: pre-wrap; }
+.moa mark { background: #fde68a; color: inherit; border-radius: 2px; }
+.moa .moa-key { font-size: 12px; color: #374151; margin: 2px 4px 6px; }
+.moa .moa-key abbr { text-decoration: underline dotted; cursor: help; }
+.moa dl.moa-measures { display: grid; grid-template-columns: max-content 1fr; gap: 1px 12px;
+  margin: 4px 0; }
+.moa dl.moa-measures dt { font-weight: 600; }
+.moa dl.moa-measures dd { margin: 0; }
+"""
+)
 _INS = "background:#dcfce7;color:#14532d;text-decoration:none;border-radius:2px"
 _DEL = "background:#fee2e2;color:#991b1b;text-decoration:line-through;border-radius:2px"
 
 
-def _wrap(body: str, styled: bool) -> str:
-    return f'<div class="moa">{f"<style>{CSS}</style>" if styled else ""}{body}</div>'
+def wrap(body: str, styled: bool) -> str:
+    """``body`` in a root of class ``ROOT_CLASS``, with the stylesheet when ``styled``."""
+    return f'<div class="{ROOT_CLASS}">{f"<style>{PANEL_CSS}</style>" if styled else ""}{body}</div>'
+
+
+_wrap = wrap  # the name call_html uses
 
 
 def diff_html(
@@ -79,10 +115,17 @@ def _dot(color: str) -> str:
 
 
 def badge_list(
-    *, cache_hit: bool = False, error: bool = False, reason: str | None = None
+    *,
+    cache_hit: bool = False,
+    error: bool = False,
+    reason: str | None = None,
+    reused: bool = False,
 ) -> list[tuple[str, str]]:
-    """The badges of a call or layer as (CSS class, text) pairs."""
+    """The badges of a call or layer as (CSS class, text) pairs; a replay's reused answer is told
+    apart from a cache hit (both sent nothing)."""
     badges = []
+    if reused:
+        badges.append(("moa-reuse", "reused from the source run"))
     if cache_hit:
         badges.append(("moa-hit", "cache hit"))
     if error:
@@ -94,13 +137,23 @@ def badge_list(
     return badges
 
 
-def _badge_html(badges: list[tuple[str, str]]) -> str:
+def badge_html(badges: list[tuple[str, str]]) -> str:
+    """Badges (``badge_list``) as HTML."""
     return "".join(f'<span class="moa-badge {kind}">{esc(text)}</span>' for kind, text in badges)
 
 
+_badge_html = badge_html  # the name call_html's title uses
+
+
 def call_badges(call: Call) -> list[tuple[str, str]]:
-    """The badges of one call as (CSS class, text) pairs: cache hit, error, how it finished."""
-    return badge_list(cache_hit=call.cache_hit, error=call.error is not None, reason=call.finish_reason)
+    """The badges of one call as (CSS class, text) pairs: reused or cache hit, error, how it
+    finished."""
+    return badge_list(
+        cache_hit=call.cache_hit and not call.reused,
+        error=call.error is not None,
+        reason=call.finish_reason,
+        reused=call.reused,
+    )
 
 
 def _tokens(data: Call) -> str:
@@ -151,26 +204,67 @@ def _title(trace: Trace, node: str, colors: dict[str, str]) -> str:
     )
 
 
-def call_rows(data: Call, start: float) -> list[tuple[str, object]]:
-    """The facts of one call as (name, value) rows; ``start`` is when the run's first call started."""
+#: Where a call sits, by its role, when the caller does not say (``call_rows``'s ``word``).
+_ROLE_DEPTH = {"debater": "round", "thought": "step", "evaluator": "step"}
+#: What a replay did with a call (its ``lineage``).
+_LINEAGE = {
+    "reused": "reused: the source run's answer, nothing sent",
+    "edited": "edited: its prompt or settings were changed, so it was sent again",
+    "recomputed": "recomputed: it read an answer that changed, so it was sent again",
+}
+
+
+def search_rows(data: Call) -> list[tuple[str, str]]:
+    """A search's facts about one call: the states a thought proposed (how many kept, whether on
+    the chosen path), or an evaluator's value and the states it judged."""
+    states = call_states(data)
+    if states:
+        kept = sum(1 for s in states if s.get("kept") is True)
+        chosen = "; on the path to the best output" if (data.annotations or {}).get("chosen") else ""
+        return [("states", f"{len(states)} proposed, {kept} kept{chosen}")]
+    judged = evaluation(data)
+    if judged is None:
+        return []
+    value, about = judged
+    shared = (data.annotations or {}).get("shared") is True
+    said = f"{value:.4g}" + (f" for {len(about)} states" if len(about) > 1 else "")
+    if shared:
+        said += " (one evaluation shared by states with the same prompt)"
+    return [("value", said)]
+
+
+def call_rows(data: Call, start: float, *, word: str | None = None) -> list[tuple[str, object]]:
+    """The facts of one call as (name, value) rows; ``start`` is when the run's first call started,
+    ``word`` what a level of the run is called (``depth_word``; by default guessed from the role)."""
     ended = data.ended_at or data.started_at
     served = data.served_model
+    place = word or _ROLE_DEPTH.get(data.role, "layer")
+    if data.reused:
+        recorded = " (the source run's)"
+    elif data.cache_hit:
+        recorded = " (recorded when first run)"
+    else:
+        recorded = ""
+    imported = (data.annotations or {}).get("imported") is True
     rows: list[tuple[str, object]] = [
-        ("layer / index", f"{data.layer} / {data.index}"),
+        (f"{place} / index", f"{data.layer} / {data.index}"),
         ("params", json.dumps(data.params or {}, sort_keys=True)),
         ("tokens", _tokens(data)),
-        (
-            "latency",
-            _seconds(data.latency) + (" (recorded when first run)" if data.cache_hit else ""),
-        ),
+        ("latency", _seconds(data.latency) + recorded),
         (
             "ran",
-            f"+{data.started_at - start:.2f} s → +{ended - start:.2f} s",
+            "unknown: imported from a log that keeps no times"
+            if imported
+            else f"+{data.started_at - start:.2f} s → +{ended - start:.2f} s",
         ),
         ("attempts", data.attempts),
         ("cost", _dollars(data.cost)),
         ("endpoint", data.base_url),
     ]
+    if data.lineage:
+        origin = f" (it stands for {data.origin})" if data.origin and data.origin != data.id else ""
+        rows.append(("replay", _LINEAGE.get(data.lineage, data.lineage) + origin))
+    rows += search_rows(data)
     if served and served != data.model:
         rows.append(("served model", served))
     if data.api_key_env:
@@ -241,95 +335,3 @@ def call_html(trace: Trace, node: str, *, styled: bool = True) -> str:
     )
     parts.append(f"<details><summary>Messages sent ({len(messages)})</summary>{shown}</details>")
     return _wrap(f'<div class="moa-call" data-node="{esc(node)}">{"".join(parts)}</div>', styled)
-
-
-def layer_html(trace: Trace, layer: int, *, styled: bool = True) -> str:
-    """The responses of one layer side by side, one card per call."""
-    nodes = trace.calls(layer)
-    if not nodes:
-        raise TraceError(f"layer {layer} has no calls in this trace (it has layers 1..{trace.layers})")
-    colors = model_colors(trace)
-    cards = []
-    for node in nodes:
-        data = trace[node]
-        references = trace.references(node)
-        read = (
-            f'<div class="moa-muted">read {", ".join(esc(r) for r in references)}</div>'
-            if references
-            else ""
-        )
-        body = (
-            f'<pre class="moa-error">{esc(data.error)}</pre>'
-            if data.error
-            else f"<pre>{esc(data.response or '')}</pre>"
-        )
-        cards.append(
-            f'<div class="moa-card" data-node="{esc(node)}" '
-            f'style="border-top-color:{esc(colors.get(data.model, "#999"))}">'
-            f"<div>{_title(trace, node, colors)}</div>"
-            f'<div class="moa-muted">{esc(_tokens(data))} tokens · '
-            f"{esc(_seconds(data.latency))}</div>"
-            f"{read}{body}</div>"
-        )
-    title = "aggregator" if nodes and trace[nodes[0]].role == "aggregator" else "proposers"
-    return _wrap(f'<h3>Layer {layer} ({title})</h3><div class="moa-grid">{"".join(cards)}</div>', styled)
-
-
-def summary_html(trace: Trace, *, styled: bool = True) -> str:
-    """A compact card for a trace: run, prompt, one row per layer, totals and the final answer."""
-    totals = trace.totals()
-    colors = model_colors(trace)
-    rows = []
-    layers: dict[int, list[Call]] = {}
-    for call in trace.records():
-        layers.setdefault(call.layer, []).append(call)
-    for layer in range(1, trace.layers + 1):
-        datas = layers.get(layer)
-        if not datas:
-            rows.append(f"<tr><td>{layer}</td><td colspan=4 class='moa-muted'>not run</td></tr>")
-            continue
-        if len(datas) <= _CHIPS_UP_TO:
-            chips = " ".join(f"{_dot(colors[d.model])}{esc(d.model)}" for d in datas)
-        else:
-            chips = " ".join(
-                f"{_dot(colors[model])}{esc(model)} ×{count:,}"
-                for model, count in Counter(d.model for d in datas).items()
-            )
-        tokens = sum(d.completion_tokens or 0 for d in datas)
-        slowest = max((d.latency or 0.0) for d in datas)
-        cut = any(d.truncated for d in datas)
-        notes = _badge_html(
-            badge_list(
-                cache_hit=any(d.cache_hit for d in datas),
-                error=any(d.error for d in datas),
-                reason="length" if cut else None,
-            )
-        )
-        rows.append(
-            f"<tr><td>{layer}</td><td>{chips}</td><td>{tokens}</td>"
-            f"<td>{slowest:.2f} s</td><td>{notes}</td></tr>"
-        )
-    cost = "cost unknown" if totals.spent is None else f"${totals.spent:.4f}"
-    tokens = "? tokens" if totals.sent_tokens is None else f"{totals.sent_tokens} tokens"
-    head = (
-        f"<b>MoA trace</b> <span class='moa-muted'>{esc(trace.run_id)}</span> · {esc(trace.status)} · "
-        f"{trace.layers} layers · {totals.calls} calls · {totals.cache_hits + totals.reused} cached · "
-        f"{totals.errors} errors · {tokens} · {cost} · {totals.wall_time:.1f} s"
-    )
-    final = trace.final
-    answer = (
-        f"<details><summary>{esc(clip(final, 240))}</summary><pre>{esc(final)}</pre></details>"
-        if final is not None
-        else "<span class='moa-muted'>(none: the run did not finish)</span>"
-    )
-    table = (
-        "<table class='moa-layers'><tr><th>layer</th><th>calls</th><th>out tokens</th>"
-        f"<th>slowest</th><th></th></tr>{''.join(rows)}</table>"
-    )
-    return _wrap(
-        f"<div class='moa-box'>{head}<div><span class='moa-muted'>prompt:</span> "
-        f"{esc(clip(trace.prompt, 200))}</div>{table}"
-        f"<div class='moa-final moa-box'><span class='moa-muted'>final answer:</span> {answer}</div>"
-        "<div class='moa-muted'>Explore it: <code>moa_lab.views.TraceExplorer(trace)</code></div></div>",
-        styled,
-    )

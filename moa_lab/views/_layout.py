@@ -14,6 +14,7 @@ from typing import Any
 import plotly.graph_objects as go
 
 from moa_lab._trace import Call, Trace
+from moa_lab.views._steps import depth_word
 from moa_lab.views._style import FONT, clip, esc_plot
 
 __all__ = [
@@ -119,16 +120,6 @@ def by_layer(trace: Trace) -> dict[int, list[str]]:
     for node in trace.calls():
         layers.setdefault(trace[node].layer, []).append(node)
     return layers
-
-
-#: What a strategy calls one level of its DAG: MoA's layers, a debate's rounds, a search's steps.
-_DEPTH_WORDS = {None: "layer", "moa": "layer", "debate": "round", "tot": "step"}
-
-
-def depth_word(trace: Trace) -> str:
-    """``layer``, ``round`` or ``step``: the word for the trace's depth axis (``depth`` otherwise)."""
-    strategy = (trace.graph.graph.get("config") or {}).get("strategy")
-    return _DEPTH_WORDS.get(strategy, "depth")
 
 
 def layer_names(trace: Trace) -> dict[int, str]:

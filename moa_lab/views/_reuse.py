@@ -19,6 +19,7 @@ from moa_lab.views._html import check_node, measures_line, reuse_line, strongest
 from moa_lab.views._layout import (
     LEGEND_BELOW,
     answered,
+    depth_word,
     empty,
     layout,
 )
@@ -38,6 +39,10 @@ __all__ = [
 HEATMAP_UP_TO = 40
 
 
+#: Roles whose calls of one depth answer the same question side by side (their similarity means
+#: agreement): MoA's proposers, a debate's debaters (a search's thoughts extend different states).
+_PARALLEL = frozenset({"proposer", "debater"})
+
 #: The attribution heatmap keeps a row per call up to this many calls, then a row per layer.
 ROWS_UP_TO = 60
 #: ... and a column per reference number up to this many, then ranges of reference numbers.
@@ -52,29 +57,31 @@ def _shown(answers: int) -> str:
 def evolution(trace: Trace) -> go.Figure:
     """How the answer evolved: per-layer pairwise similarity, similarity to the final, length.
 
-    Top: for each proposer layer, the TF-IDF cosine between its responses (high = the agents agree,
-    low = diverse). Bottom left: each call's similarity to the final answer, with the layer mean
-    (convergence) and the layer's mean pairwise similarity. Bottom right: response length in words.
-    Up to four layers' heatmaps sit side by side; beyond that a menu picks the layer. A heatmap
-    shows at most the first ``HEATMAP_UP_TO`` answers of its layer, and says so: the mean
-    similarity within each layer (the dashed line) still counts every pair.
+    Top: for each layer of proposers (or round of debaters), the TF-IDF cosine between its responses
+    (high = the agents agree, low = diverse); a search has no such row. Bottom left: each call's
+    similarity to the final answer, with the layer mean (convergence) and the layer's mean pairwise
+    similarity. Bottom right: response length in words. Up to four layers' heatmaps sit side by
+    side; beyond that a menu picks the layer. A heatmap shows at most the first ``HEATMAP_UP_TO``
+    answers of its layer, and says so: the mean similarity within each layer (the dashed line)
+    still counts every pair.
     """
-    counts = Counter(trace[n].layer for n in answered(trace) if trace[n].role == "proposer")
+    counts = Counter(trace[n].layer for n in answered(trace) if trace[n].role in _PARALLEL)
     proposer_layers = sorted(counts)
     side_by_side = 1 <= len(proposer_layers) <= 4
     width = len(proposer_layers) if side_by_side else 1
+    word = depth_word(trace)
+    # Without a layer of parallel answers (a search) there is no heatmap row: one row, two panels.
+    low = 2 if proposer_layers else 1
+    bottom = [{"colspan": width}] + [None] * (width - 1) + [{"colspan": width}] + [None] * (width - 1)
     figure = make_subplots(
-        rows=2,
+        rows=low,
         cols=2 * width,
-        specs=[
-            [{"colspan": 2}, None] * width,
-            [{"colspan": width}] + [None] * (width - 1) + [{"colspan": width}] + [None] * (width - 1),
-        ],
-        row_heights=[0.55, 0.45],
+        specs=[[{"colspan": 2}, None] * width, bottom] if proposer_layers else [bottom],
+        row_heights=[0.55, 0.45] if proposer_layers else None,
         vertical_spacing=0.16,
         horizontal_spacing=0.06,
         subplot_titles=[
-            f"Layer {layer}: similarity between answers{_shown(counts[layer])}"
+            f"{word.capitalize()} {layer}: similarity between answers{_shown(counts[layer])}"
             for layer in proposer_layers[:width]
         ]
         + ["Similarity to the final answer", "Response length (words)"],
@@ -96,7 +103,7 @@ def evolution(trace: Trace) -> go.Figure:
             y=labels[layer],
             coloraxis="coloraxis",
             texttemplate="%{z:.2f}" if len(names) <= 8 else None,
-            name=f"layer {layer}",
+            name=f"{word} {layer}",
             hovertemplate="%{y} vs %{x}: %{z:.2f}<extra></extra>",
             row=1,
             col=1 + 2 * number,
@@ -104,7 +111,7 @@ def evolution(trace: Trace) -> go.Figure:
     if not side_by_side and proposer_layers:
         buttons = [
             {
-                "label": f"layer {layer}{_shown(counts[layer])}",
+                "label": f"{word} {layer}{_shown(counts[layer])}",
                 "method": "restyle",
                 "args": [{"z": [similarity[layer][1]], "x": [labels[layer]], "y": [labels[layer]]}, [0]],
             }
@@ -134,18 +141,18 @@ def evolution(trace: Trace) -> go.Figure:
             ],
             hoverinfo="text",
             name="each call vs final",
-            row=2,
+            row=low,
             col=1,
         )
         means = [sum(v for n, v in to_final.items() if trace[n].layer == layer) for layer in layers]
-        counts = [sum(1 for n in to_final if trace[n].layer == layer) for layer in layers]
+        per_layer = [sum(1 for n in to_final if trace[n].layer == layer) for layer in layers]
         figure.add_scatter(
             x=layers,
-            y=[m / c for m, c in zip(means, counts, strict=True)],
+            y=[m / c for m, c in zip(means, per_layer, strict=True)],
             mode="lines+markers",
             line={"color": "#111827", "width": 2.5},
-            name="layer mean vs final (convergence)",
-            row=2,
+            name=f"{word} mean vs final (convergence)",
+            row=low,
             col=1,
         )
     diversity = [
@@ -159,8 +166,8 @@ def evolution(trace: Trace) -> go.Figure:
             y=[d[1] for d in diversity],
             mode="lines+markers",
             line={"color": "#9C755F", "width": 2, "dash": "dash"},
-            name="mean similarity within the layer (1 - diversity)",
-            row=2,
+            name=f"mean similarity within the {word} (1 - diversity)",
+            row=low,
             col=1,
         )
     figure.add_box(
@@ -175,17 +182,18 @@ def evolution(trace: Trace) -> go.Figure:
         hoverinfo="y+text",
         name="words per response",
         showlegend=False,
-        row=2,
+        row=low,
         col=1 + width,
     )
-    figure.update_xaxes(title_text="layer", dtick=1, row=2)
-    figure.update_yaxes(range=[0, 1.05], title_text="TF-IDF cosine", row=2, col=1)
-    figure.update_yaxes(rangemode="tozero", row=2, col=1 + width)
-    figure.update_yaxes(autorange="reversed", row=1)
+    figure.update_xaxes(title_text=word, dtick=1, row=low)
+    figure.update_yaxes(range=[0, 1.05], title_text="TF-IDF cosine", row=low, col=1)
+    figure.update_yaxes(rangemode="tozero", row=low, col=1 + width)
+    if proposer_layers:
+        figure.update_yaxes(autorange="reversed", row=1)
     return layout(
         figure,
         "How the answer evolved · TF-IDF cosine: 1 = same words, 0 = nothing in common",
-        height=800,
+        height=800 if proposer_layers else 480,
         legend=LEGEND_BELOW,
         margin={"b": 90},
         coloraxis={
@@ -228,7 +236,8 @@ def attribution(trace: Trace, measure: str = "carried") -> go.Figure:
         layers: dict[int, list[str]] = {}
         for target in targets:
             layers.setdefault(trace[target].layer, []).append(target)
-        rows = [(f"layer {layer} · {len(mine):,} calls", mine) for layer, mine in layers.items()]
+        word = depth_word(trace)
+        rows = [(f"{word} {layer} · {len(mine):,} calls", mine) for layer, mine in layers.items()]
     step = -(-width // COLUMNS_UP_TO)
     columns = [
         (f"ref {start + 1}" if step == 1 else f"{start + 1}-{min(start + step, width)}",
