@@ -57,14 +57,12 @@ FAST = RetryPolicy(max_retries=2, backoff=0.01)
 
 def complete(server, *, policy=FAST, **options):
     """``Backend.complete`` on one in-process server; returns the Completion or raises CallError."""
-    options = {"params": {}, "key_env": None, "label": None} | options
+    options = {"params": {}, "key_env": None, "label": None, "base_url": URL} | options
 
     async def go():
         backend = Backend(transport=server.transport())
         try:
-            return await backend.complete(
-                model="m", messages=QUESTION, base_url=URL, policy=policy, **options
-            )
+            return await backend.complete(model="m", messages=QUESTION, policy=policy, **options)
         finally:
             await backend.aclose()
 
@@ -288,4 +286,44 @@ def test_an_answer_without_choices_or_content_is_a_retried_error_not_an_empty_an
     assert (done.text, done.attempts) == ("fine", 2)
     assert done.errors == (
         f"HTTP 200 application/json from {URL} for m: an empty answer (finish_reason None)",
+    )
+
+
+@pytest.mark.parametrize(
+    ("error", "said", "retried"),
+    [
+        ("the model is loading", "the model is loading", True),
+        ({"message": "overloaded", "type": "server_error", "code": 503}, "overloaded", True),
+        ({"type": "rate_limited", "code": 429}, "rate_limited", True),
+        ({"message": "slow down", "code": None, "status": 429}, "slow down", True),
+        ({"message": "bad request", "code": 400}, "bad request", False),
+        ({"message": "gone", "code": "404"}, "gone", False),
+        ({"message": "no such model", "status": 499}, "no such model", False),
+        ({"message": "who are you?", "type": "authentication_error"}, "who are you?", False),
+        ({"message": "nope", "type": "permission_error", "code": "E42"}, "nope", False),
+        ({"code": 418}, "{'code': 418}", False),
+    ],
+)
+def test_an_error_body_is_named_and_retried_unless_the_request_was_at_fault(waits, error, said, retried):
+    body = {"error": error}
+    error_ = failure(Scripted(body, body, body))
+    came = f"HTTP 200 application/json from {URL} for m carries an error instead of an answer"
+    assert str(error_).startswith(f'{came}: "{said}"')
+    assert error_.attempts == (3 if retried else 1)
+
+
+def test_what_came_instead_is_shown_on_one_line_up_to_120_characters(waits):
+    for text, shown in (("x" * 120, "x" * 120), ("x" * 121, "x" * 120 + "\\u2026"), ("a\n\tb", "a b")):
+        body = {"error": {"message": text}}
+        error = failure(Scripted(body, body, body))
+        assert str(error).startswith(
+            f"HTTP 200 application/json from {URL} for m carries an error instead of an answer: "
+            f'"{shown}" (gave up'
+        )
+
+
+def test_a_404_names_the_url_tried_even_when_the_base_url_ends_in_a_slash():
+    error = failure(Scripted(HTTPReply(404, "no")), base_url=URL + "/")
+    assert str(error) == (
+        f"HTTP 404 from {URL}/ for m: Error code: 404 - no; moa_lab asked for {URL}/chat/completions"
     )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sqlite3
+
 import diskcache
 import pytest
 
@@ -26,11 +28,15 @@ def test_values_moa_lab_never_writes_are_a_miss_with_what_to_do(tmp_path):
     planted = diskcache.Cache(str(tmp_path))
     planted.set("pickled", {"not": "json text"})
     planted.set("number", 5)
+    planted.set("text", "not json", read=False)
+    planted.set("list", "[1, 2]")
     planted.close()
     cache = CallCache(tmp_path)
     refused = {
         "pickled": "it holds a pickled value",
         "number": "it holds a value of mode 1, not JSON text",
+        "text": "its text is not JSON",
+        "list": "its JSON is not an object",
     }
     for key, why in refused.items():
         with pytest.warns(UserWarning) as caught:
@@ -63,3 +69,24 @@ def test_a_cache_argument_names_a_cache_and_who_closes_it(tmp_path):
     assert owned and default.directory == tmp_path / "cache"  # $MOA_LAB_CACHE_DIR (conftest)
     for cache in (shared, by_path, default):
         cache.close()
+
+
+def test_a_folder_that_cannot_be_written_is_a_cache_that_misses_and_says_why(tmp_path, monkeypatch):
+    # What diskcache raises in a read-only folder (the tests run as root, which chmod cannot stop).
+    def read_only(*args, **kwargs):
+        raise sqlite3.OperationalError("attempt to write a readonly database")
+
+    monkeypatch.setattr(diskcache.Cache, "__init__", read_only)
+    with pytest.warns(UserWarning) as caught:
+        cache = CallCache(tmp_path)
+    assert [str(w.message) for w in caught] == [
+        f"cannot use the cache at {tmp_path} (attempt to write a readonly database); calls are sent "
+        "and not cached: make the folder writable or choose another folder with --cache-dir or "
+        "$MOA_LAB_CACHE_DIR"
+    ]
+    assert cache.get("k") is None and len(cache) == 0
+    with pytest.warns(UserWarning, match=r"^cannot write to the cache at .*not cached"):
+        cache.set("k", {"text": "hi"})
+    assert cache.write_errors == 1 and cache.last_write_error == "attempt to write a readonly database"
+    cache.clear()
+    cache.close()

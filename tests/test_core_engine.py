@@ -518,3 +518,75 @@ def test_a_plan_estimates_an_empty_answer_of_an_older_trace_as_empty(fake):
     # Nothing but the temperature changes, so the aggregator would send what it sent before.
     expected = len(canonical_json(list(source["L2.0"].messages)))
     assert next(n for n in planned.nodes if n.node == "L2.0").prompt_tokens == expected
+
+
+@pytest.mark.parametrize(
+    ("journaled", "held"),
+    [
+        (0, "it holds none of them"),
+        (2, "it holds the first 2 as a journal (Trace.load reads it)"),
+        (4, "it holds all of them as a journal (Trace.load reads it)"),
+    ],
+)
+def test_a_trace_that_could_not_be_written_says_what_its_file_holds(
+    fake, tmp_path, monkeypatch, journaled, held
+):
+    real_journal = Trace.journal
+
+    def journal(self, node):
+        if self.journaled == journaled:
+            raise OSError(28, "No space left on device")
+        real_journal(self, node)
+
+    def save(self, path=None):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(Trace, "journal", journal)
+    monkeypatch.setattr(Trace, "save", save)
+    path = tmp_path / "t.json"
+    trace = run(fake_config(fake.url), trace_path=path)
+    assert trace.status == "complete" and trace.unsaved == (
+        f"the trace could not be written to {path} (No space left on device): of 4 finished calls "
+        f"{held}; the rest are in memory only"
+    )
+
+
+def test_a_cache_hit_carries_what_the_call_recorded(fake, tmp_path):
+    def thoughtful(body):
+        answer = completion(body["model"], f"{body['model']} says", prompt_tokens=3, completion_tokens=2)
+        answer["choices"][0]["message"]["reasoning_content"] = "I weigh it."
+        return answer | {"timings": {"prompt_ms": 1.5, "predicted_per_second": 20}}
+
+    backend = Backend(transport=ChatServer(thoughtful).transport())
+    first = run(fake_config(fake.url), cache=tmp_path / "c", backend=backend)
+    again = run(fake_config(fake.url), cache=tmp_path / "c", backend=backend)
+    for node in first.calls():
+        hit, sent_ = again[node], first[node]
+        assert hit.cache_hit and not sent_.cache_hit
+        assert (hit.response, hit.reasoning, hit.timings) == (
+            f"{sent_.model} says",
+            "I weigh it.",
+            {"prompt_ms": 1.5, "predicted_per_second": 20.0},
+        )
+        assert hit.latency == sent_.latency and hit.usage == sent_.usage
+
+
+@pytest.mark.parametrize(
+    ("stored", "read"),
+    [
+        ({"latency": "fast", "ttft": True}, {"latency": None, "ttft": None}),
+        ({"latency": 2, "ttft": 0.5}, {"latency": 2.0, "ttft": 0.5}),
+        (
+            {"reasoning": None, "text": "<think>hm</think>42"},
+            {"reasoning": None, "response": "<think>hm</think>42"},
+        ),
+        ({"text": "<think>hm</think>42"}, {"reasoning": "hm", "response": "42"}),
+    ],
+)
+def test_a_cache_entry_is_read_field_by_field(fake, tmp_path, stored, read):
+    config = fake_config(fake.url, proposers=["alpha"])
+    cache = CallCache(tmp_path / "c")
+    cache.set(run(config)["L2.0"].cache_key, {"text": "from the cache", "usage": None} | stored)
+    hit = run(config, cache=cache)["L2.0"]
+    cache.close()
+    assert hit.cache_hit and {name: getattr(hit, name) for name in read} == read

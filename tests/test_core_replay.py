@@ -28,6 +28,7 @@ from moa_lab import (
     ProposerTemplate,
     RemoveProposer,
     RunError,
+    SetConfig,
     Trace,
     UserPrompt,
     edit_from_dict,
@@ -35,6 +36,7 @@ from moa_lab import (
     plan,
 )
 from moa_lab._cache import canonical_json
+from moa_lab._trace.attributes import describe_replay
 from moa_lab.testing import FakeLLM, fake_config
 
 TERSE = "Answer in one line, using these answers:\n{references}"
@@ -566,3 +568,164 @@ def test_a_system_message_edit_keeps_every_message_of_the_conversation(fake):
     replay(source, NodeMessage("L2.0", "system", "Pick one:\n{references}"))
     (aggregator,) = fake.chat_requests()
     assert aggregator.system.startswith("Pick one:\n1. ") and aggregator.body["messages"][1:] == messages
+
+
+def test_a_replay_says_in_words_which_edits_made_it(fake, source):
+    edits = [
+        AggregatorTemplate("Pick the best answer:\n{references}" + "!" * 60),
+        UserPrompt("Why?"),
+        NodeMessage("L1.1", "system", "Be brief."),
+        NodeParams("L1.0", temperature=0.1, max_tokens=7),
+        AddProposer("delta", layer=1),
+        RemoveProposer("L1.2"),
+        SetConfig(shuffle_references=True, shuffle_seed=3),
+    ]
+    new = replay(source, edits)
+    assert describe_replay(new.graph.graph) == (
+        f"replay of {source.run_id}: aggregator template 'Pick the best answer: {{references}}"
+        f"{'!' * 25}…'; user prompt 'Why?'; L1.1 system message 'Be brief.'; "
+        "L1.0 temperature=0.1, max_tokens=7; add delta; remove L1.2; "
+        "set shuffle_references='True', shuffle_seed='3'"
+    )
+    assert describe_replay(source.graph.graph) is None
+    assert describe_replay({"parent_run_id": "abc", "edits": []}) == "replay of abc: no edit"
+
+
+@pytest.mark.parametrize(
+    ("edit", "said"),
+    [
+        ("not an edit", "an unreadable edit"),
+        ({}, "?"),
+        ({"kind": "future_edit_kind"}, "future edit kind"),
+        ({"kind": "node_message", "content": "hi"}, "user message 'hi'"),
+        ({"kind": "add_proposer", "agent": {"model": "m" * 50}}, f"add {'m' * 39}…"),
+        ({"kind": "set_config", "fields": {"rounds": "9" * 40}}, f"set rounds='{'9' * 29}…'"),
+        ({"kind": "set_config", "fields": "garbled"}, "set "),
+    ],
+)
+def test_an_edit_a_newer_or_hand_made_file_holds_is_still_said_in_words(edit, said):
+    assert describe_replay({"parent_run_id": "abc", "edits": [edit]}) == f"replay of abc: {said}"
+
+
+def test_set_config_changes_settings_of_a_mixture_but_not_its_shape(fake, source):
+    for field in ("proposers", "aggregator", "layers"):
+        with pytest.raises(ConfigError) as caught:
+            replay(source, SetConfig({field: 1}))
+        assert str(caught.value) == (
+            f"SetConfig: ['{field}'] shape the mixture; use AddProposer, RemoveProposer or NodeParams"
+        )
+    assert fake.requests == []
+    # A ranker is sent what an aggregator is; only its answer is read as a pick.
+    ranked = replay(source, SetConfig(aggregation="rank"))
+    assert ranked.config["aggregation"] == "rank" and fake.requests == []
+    picked = ranked["L3.0"].picked
+    assert picked in ranked.references("L3.0") and ranked.final == ranked[picked].response
+    shuffled = replay(source, SetConfig(shuffle_references=True, shuffle_seed=5))
+    assert sorted(sent(fake)) == ["alpha", "beta", "gamma", "omega"]
+    assert [n for n in shuffled.calls() if shuffled[n].reused] == ["L1.0", "L1.1", "L1.2"]
+
+
+# -- replays of other strategies (nodes by id) --------------------------------------------------------
+@pytest.fixture(scope="module")
+def debate(server):
+    """A 3-round debate of a, b and c decided by majority: 9 calls, D1.0 to D3.2."""
+    agents = [Agent(model=m, base_url=server.url) for m in ("a", "b", "c")]
+    return run(moa_lab.DebateConfig(agents=agents, rounds=3, decide="majority"))
+
+
+def test_a_debate_replay_asks_a_new_question_of_every_call(fake, debate):
+    new = replay(debate, UserPrompt("Why is the sea blue?"))
+    assert len(fake.chat_requests()) == len(debate) and not any(c.reused for c in new.records())
+    assert new.messages == [{"role": "user", "content": "Why is the sea blue?"}]
+    asked = {
+        json.dumps(next(m for m in r.body["messages"] if m["role"] == "user"))
+        for r in fake.chat_requests()
+    }
+    assert asked == {json.dumps({"role": "user", "content": "Why is the sea blue?"})}
+    assert debate.messages == [{"role": "user", "content": QUESTION}]
+    for text in ("", "  \n"):
+        with pytest.raises(ConfigError) as caught:
+            replay(debate, UserPrompt(text))
+        assert str(caught.value) == "UserPrompt: the prompt is empty; give the question to ask"
+
+
+def test_a_debate_replay_sends_a_nodes_new_settings(fake, debate):
+    new = replay(debate, NodeParams("D3.2", max_tokens=33, temperature=0.25, model="b"))
+    (request,) = fake.chat_requests()
+    assert (request.model, request.body["max_tokens"], request.body["temperature"]) == ("b", 33, 0.25)
+    assert (new["D3.2"].model, new["D3.2"].params["max_tokens"]) == ("b", 33)
+    with pytest.raises(ConfigError) as caught:
+        replay(debate, NodeParams("D3.2"))
+    assert str(caught.value) == (
+        "NodeParams(D3.2): nothing to change; set model, temperature, max_tokens or base_url"
+    )
+
+
+def test_a_debate_replay_names_the_nodes_there_are_when_one_is_missing(debate):
+    assert len(debate) == 9
+    for edit in (NodeParams("L1.0", temperature=0.1), NodeMessage("L1.0", "user", "x")):
+        with pytest.raises(ConfigError) as caught:
+            replay(debate, edit)
+        assert str(caught.value) == (
+            f"{type(edit).__name__}(L1.0): no node 'L1.0' to edit; trace {debate.run_id} has "
+            "D1.0, D1.1, D1.2, D2.0, D2.1, D2.2, D3.0, D3.1, …"
+        )
+    eight = Trace.from_dict(debate.to_dict())
+    eight.graph.remove_node("D3.2")
+    with pytest.raises(ConfigError) as caught:
+        replay(eight, NodeParams("L1.0", temperature=0.1))
+    assert str(caught.value).endswith(" has D1.0, D1.1, D1.2, D2.0, D2.1, D2.2, D3.0, D3.1")
+
+
+async def briefed(run):
+    """One call with a system and a user message, one with a system message alone."""
+    (member,) = run.config.members
+    asked = [{"role": "system", "content": "Be careful."}, *run.messages]
+    first = await run.call(member, role="proposer", layer=1, index=0, messages=asked, id="S1.0")
+    alone = [{"role": "system", "content": f"Say it again: {first.response}"}]
+    again = await run.call(
+        member, role="aggregator", layer=2, index=0, references=[first.id], messages=alone, id="S2.0"
+    )
+    return again.response
+
+
+def test_a_node_message_edit_replaces_the_system_and_last_user_message_a_strategy_sent(fake):
+    config = moa_lab.StrategyConfig(name="briefed", members=[Agent(model="a", base_url=fake.url)])
+    source = run(config, strategy=briefed)
+    fake.requests.clear()
+    edits = [NodeMessage("S1.0", "system", "Be brief."), NodeMessage("S1.0", "user", "Why?")]
+    new = replay(source, edits, strategy=briefed)
+    first, second = (r.body["messages"] for r in fake.chat_requests())
+    assert first == [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Why?"}]
+    assert second == [{"role": "system", "content": f"Say it again: {new['S1.0'].response}"}]
+    fake.requests.clear()
+    # A node that sent no user message has none to replace; its system message is still replaced.
+    edits = [NodeMessage("S2.0", "user", "Why?"), NodeMessage("S2.0", "system", "Repeat.")]
+    replay(source, edits, strategy=briefed)
+    assert [r.body["messages"] for r in fake.chat_requests()] == [
+        [{"role": "system", "content": "Repeat."}]
+    ]
+
+
+def test_a_plan_names_each_key_it_would_send_and_whether_it_may(fake, monkeypatch, tmp_path):
+    monkeypatch.setenv("TEST_KEY", "sk-test")
+    config = fake_config(fake.url)
+    keyed = config.model_copy(
+        update={"aggregator": config.aggregator.model_copy(update={"api_key_env": "TEST_KEY"})}
+    )
+    source = run(keyed)  # the user's own run approves its key for its host
+    host = fake.url.split("//")[1].split("/")[0]
+    planned = plan(source, AggregatorTemplate(TERSE), cache=False)
+    assert planned.keys() == [(host, "TEST_KEY", True)]
+    assert planned.to_dict()["keys"] == [{"host": host, "key_env": "TEST_KEY", "approved": True}]
+    assert str(planned).splitlines()[-1] == f"key $TEST_KEY goes to {host} (approved)"
+    monkeypatch.setenv("MOA_LAB_CONFIG_DIR", str(tmp_path / "elsewhere"))  # another user's machine
+    refused = plan(source, AggregatorTemplate(TERSE), cache=False)
+    assert refused.keys() == [(host, "TEST_KEY", False)]
+    assert str(refused).splitlines()[-1] == (
+        f"key $TEST_KEY goes to {host} (NOT approved: the replay will refuse it (--allow-host))"
+    )
+    only_proposer = plan(source, NodeParams("L1.0", temperature=0.1), cache=False)
+    assert only_proposer.calls == 2 and only_proposer.keys() == [(host, "TEST_KEY", False)]
+    nothing_sent = plan(source, [], cache=False)
+    assert nothing_sent.keys() == [] and nothing_sent.to_dict()["keys"] == []
