@@ -90,3 +90,28 @@ def test_a_folder_that_cannot_be_written_is_a_cache_that_misses_and_says_why(tmp
     assert cache.write_errors == 1 and cache.last_write_error == "attempt to write a readonly database"
     cache.clear()
     cache.close()
+
+
+def test_a_cache_that_breaks_after_opening_names_what_failed_in_the_os_words(tmp_path, monkeypatch):
+    cache = CallCache(tmp_path)
+    cache.set("k", {"text": "hi"})
+
+    def full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(diskcache.Cache, "set", full)
+    with pytest.warns(
+        UserWarning, match=r"^cannot write to the cache at .* \(No space left on device\)"
+    ):
+        cache.set("k2", {"text": "hi"})
+    assert cache.last_write_error == "No space left on device"
+    for action, method in (("clear", "clear"), ("count the entries of", "__len__")):
+        monkeypatch.setattr(diskcache.Cache, method, full)
+        with pytest.raises(CacheError) as caught:
+            cache.clear() if method == "clear" else len(cache)
+        assert str(caught.value) == (
+            f"cannot {action} the cache at {tmp_path} (No space left on device); delete the folder "
+            "or choose another folder with --cache-dir or $MOA_LAB_CACHE_DIR"
+        )
+    monkeypatch.undo()
+    cache.close()

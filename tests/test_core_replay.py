@@ -601,6 +601,8 @@ def test_a_replay_says_in_words_which_edits_made_it(fake, source):
         ({"kind": "add_proposer", "agent": {"model": "m" * 50}}, f"add {'m' * 39}…"),
         ({"kind": "set_config", "fields": {"rounds": "9" * 40}}, f"set rounds='{'9' * 29}…'"),
         ({"kind": "set_config", "fields": "garbled"}, "set "),
+        ({"kind": "remove_proposer", "node": "L1.0", "text": "x"}, "remove L1.0"),
+        ({"kind": "node_params", "node": "L1.0", "model": "m" * 40}, f"L1.0 model={'m' * 29}…"),
     ],
 )
 def test_an_edit_a_newer_or_hand_made_file_holds_is_still_said_in_words(edit, said):
@@ -614,6 +616,16 @@ def test_set_config_changes_settings_of_a_mixture_but_not_its_shape(fake, source
         assert str(caught.value) == (
             f"SetConfig: ['{field}'] shape the mixture; use AddProposer, RemoveProposer or NodeParams"
         )
+    for fields, why in (
+        ({"max_retries": -1}, "max_retries: Input should be greater than or equal to 0"),
+        (
+            {"temperature": 0.5},
+            "temperature: unknown field; check its spelling against moa_lab.MoAConfig",
+        ),
+    ):
+        with pytest.raises(ConfigError) as caught:
+            replay(source, SetConfig(fields))
+        assert str(caught.value) == f"replay: {why}"
     assert fake.requests == []
     # A ranker is sent what an aggregator is; only its answer is read as a pick.
     ranked = replay(source, SetConfig(aggregation="rank"))
@@ -662,6 +674,12 @@ def test_a_debate_replay_sends_a_nodes_new_settings(fake, debate):
 
 
 def test_a_debate_replay_names_the_nodes_there_are_when_one_is_missing(debate):
+    with pytest.raises(ConfigError) as caught:
+        replay(debate, AggregatorTemplate(TERSE))
+    assert str(caught.value) == (
+        "AggregatorTemplate: edits a mixture's layout, but this trace was made by the debate "
+        "strategy; use NodeMessage, NodeParams, SetConfig or UserPrompt"
+    )
     assert len(debate) == 9
     for edit in (NodeParams("L1.0", temperature=0.1), NodeMessage("L1.0", "user", "x")):
         with pytest.raises(ConfigError) as caught:
@@ -678,10 +696,9 @@ def test_a_debate_replay_names_the_nodes_there_are_when_one_is_missing(debate):
 
 
 async def briefed(run):
-    """One call with a system and a user message, one with a system message alone."""
+    """One call with the user's message alone, one with a system message alone."""
     (member,) = run.config.members
-    asked = [{"role": "system", "content": "Be careful."}, *run.messages]
-    first = await run.call(member, role="proposer", layer=1, index=0, messages=asked, id="S1.0")
+    first = await run.call(member, role="proposer", layer=1, index=0, messages=run.messages, id="S1.0")
     alone = [{"role": "system", "content": f"Say it again: {first.response}"}]
     again = await run.call(
         member, role="aggregator", layer=2, index=0, references=[first.id], messages=alone, id="S2.0"
@@ -689,11 +706,12 @@ async def briefed(run):
     return again.response
 
 
-def test_a_node_message_edit_replaces_the_system_and_last_user_message_a_strategy_sent(fake):
+def test_a_node_message_edit_sets_the_system_and_last_user_message_a_strategy_sent(fake):
     config = moa_lab.StrategyConfig(name="briefed", members=[Agent(model="a", base_url=fake.url)])
     source = run(config, strategy=briefed)
     fake.requests.clear()
     edits = [NodeMessage("S1.0", "system", "Be brief."), NodeMessage("S1.0", "user", "Why?")]
+    assert plan(source, edits, strategy=briefed, cache=False).recomputed == ["S1.0", "S2.0"]
     new = replay(source, edits, strategy=briefed)
     first, second = (r.body["messages"] for r in fake.chat_requests())
     assert first == [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Why?"}]

@@ -12,7 +12,7 @@ from datetime import datetime
 import pytest
 from core_support import reset, run
 
-from moa_lab import Call, CallCache, Totals, Trace, TraceError, Usage
+from moa_lab import Call, CallCache, ConfigError, Totals, Trace, TraceError, Usage
 from moa_lab._engine import new_graph
 from moa_lab._trace import default_trace_path, set_html_renderer
 from moa_lab._trace import trace as trace_module
@@ -227,6 +227,10 @@ MESSAGES = "a list of {role: string, content: string}"
         ("usage", "lots", "an object of token counts or null, not 'lots'"),
         ("retried_errors", "x", "a list of strings, not 'x'"),
         ("retried_errors", [1], "a list of strings, not [1]"),
+        ("retry_waits", "x", "a list of seconds, not 'x'"),
+        ("retry_waits", [-1], "a list of seconds, not [-1]"),
+        ("timings", {"prompt_ms": "1"}, "an object of numbers or null, not {'prompt_ms': '1'}"),
+        ("annotations", 5, "an object or null, not 5"),
         ("role", ["a" * 50], "a string, not ['" + "a" * 37 + "…"),  # cut to 40 characters
         ("role", ["a" * 36], "a string, not ['" + "a" * 36 + "']"),  # 40 characters: kept whole
         ("role", ["a" * 37], "a string, not ['" + "a" * 37 + "…"),  # 41: cut
@@ -288,6 +292,18 @@ LISTS = "trace: the trace needs 'nodes' and 'edges' lists"
             "upgrade moa_lab",
         ),
         (lambda d: d.update(graph=[]), "trace: not a moa_lab trace (no graph attributes)"),
+        (
+            lambda d: d["graph"].update(schema="other/v9"),
+            "trace: not a moa_lab trace (schema is 'other/v9')",
+        ),
+        (
+            lambda d: d["graph"].update(final=5),
+            "trace: the run: field 'final' must be a string or null, not 5",
+        ),
+        (
+            lambda d: d["graph"]["config"].update(layers=0),
+            "trace: the run: field 'config.layers' must be a whole number from 1 to 10000, not 0",
+        ),
     ],
 )
 def test_a_malformed_trace_is_one_line(data, spoil, message):
@@ -471,3 +487,63 @@ def test_repr_shows_the_final_answer_on_one_short_line(final, shown):
     trace = Trace(new_graph([{"role": "user", "content": "q"}], {"layers": 2}))
     trace.graph.graph["final"] = final
     assert repr(trace).endswith(f"running: 2 layers, 0 calls, 0 cached, 0 errors; final={shown!r}>")
+
+
+def test_a_trace_folder_is_made_however_deep_it_is(fake, tmp_path, monkeypatch):
+    monkeypatch.setenv("MOA_LAB_TRACE_DIR", str(tmp_path / "a" / "b" / "c"))
+    saved = run(fake_config(fake.url), trace_path=True)
+    assert saved.path.parent == tmp_path / "a" / "b" / "c" and Trace.load(saved.path).final
+    named = run(fake_config(fake.url), trace_path=tmp_path / "d" / "e" / "t.json")
+    assert Trace.load(named.path).final == named.final
+
+
+def test_a_reference_added_later_takes_the_next_position_and_is_saved(trace, tmp_path):
+    later = Trace.from_dict(trace.to_dict())
+    later.add_reference("L1.0", "L3.0")
+    assert later.references("L3.0") == ["L2.0", "L2.1", "L2.2", "L1.0"]
+    later.add_reference("L1.2", "L3.0")
+    assert later.references("L3.0")[3:] == ["L1.0", "L1.2"]
+    later.save(tmp_path / "t.json")
+    assert Trace.load(tmp_path / "t.json").references("L3.0")[3:] == ["L1.0", "L1.2"]
+    first = Trace.from_dict(trace.to_dict())
+    first.add_reference("L3.0", "L1.0")  # a call that read nothing before
+    assert first.references("L1.0") == ["L3.0"]
+
+
+def test_a_trace_is_exported_as_spans_to_the_destination_it_is_given(trace, tmp_path):
+    done = trace.to_otel(out=tmp_path / "spans.jsonl")
+    lines = (tmp_path / "spans.jsonl").read_text().splitlines()
+    assert done.calls == len(trace) == 7 and done.spans == len(lines) == 7 + 3 + 1
+    assert done.destination == str(tmp_path / "spans.jsonl")
+    with pytest.raises(ConfigError, match=r"ftp://example\.test"):
+        trace.to_otel(endpoint="ftp://example.test/v1/traces")
+
+
+def test_what_a_call_recorded_of_its_endpoint_and_retries_is_read_back(data):
+    node = _node(data, "L1.0")
+    node |= {"timings": {"prompt_ms": 1.5}, "retry_waits": [0.5, 1], "annotations": {"k": "v"}}
+    node["index"] = 1_000_000  # the most agents a layer may have
+    call = Trace.from_dict(data)["L1.0"]
+    assert (call.timings, call.retry_waits, call.annotations) == (
+        {"prompt_ms": 1.5},
+        (0.5, 1.0),
+        {"k": "v"},
+    )
+    node["index"] = 1_000_001
+    _fails(data, "trace: node L1.0: field 'index' is 1000001, more agents than any run has")
+
+
+def test_a_trace_file_that_cannot_be_begun_says_what_is_in_the_way(trace, tmp_path):
+    (tmp_path / "file").write_text("x")
+    (tmp_path / "gone").symlink_to(tmp_path / "nowhere")
+    (tmp_path / "taken.json").write_text("x")
+    tail = "; choose another --trace-out or $MOA_LAB_TRACE_DIR"
+    for path, exclusive, why in (
+        (tmp_path / "file" / "t.json", False, f"{tmp_path / 'file'} is a file, not a folder"),
+        (tmp_path / "file" / "a" / "t.json", True, f"{tmp_path / 'file'} is a file, not a folder"),
+        (tmp_path / "gone" / "t.json", True, f"{tmp_path / 'gone'} is a file, not a folder"),
+        (tmp_path / "taken.json", True, "File exists"),
+    ):
+        with pytest.raises(TraceError) as caught:
+            Trace.from_dict(trace.to_dict()).start_journal(path, exclusive=exclusive)
+        assert str(caught.value) == f"cannot write the trace to {path}: {why}{tail}"
