@@ -115,3 +115,13 @@ def test_a_cache_that_breaks_after_opening_names_what_failed_in_the_os_words(tmp
         )
     monkeypatch.undo()
     cache.close()
+
+
+def test_a_corrupt_cache_database_is_one_line_saying_what_to_do(tmp_path):
+    (tmp_path / "cache.db").write_text("not a database " * 100)
+    with pytest.raises(CacheError) as caught:
+        CallCache(tmp_path)
+    assert str(caught.value) == (
+        f"the cache database {tmp_path / 'cache.db'} is corrupt (file is not a database); delete "
+        f"the folder {tmp_path} or choose another folder with --cache-dir or $MOA_LAB_CACHE_DIR"
+    )

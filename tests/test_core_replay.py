@@ -500,6 +500,7 @@ def test_replay_defaults_cache_save_and_show_progress(fake, source, capsys, tmp_
 
     new = moa_lab.replay(source, AggregatorTemplate(TERSE), on_call=on_call)
     assert re.fullmatch(r"[0-9a-f]{12}", new.run_id) and new.path.exists()
+    assert new.path.name.endswith(f"-why-is-the-sky-blue-replay-{new.run_id}.json")
     assert seen == new.calls() and "MoA" in capsys.readouterr().err
     assert len(CallCache(tmp_path / "cache")) == 1
     fake.requests.clear()
@@ -743,7 +744,22 @@ def test_a_plan_names_each_key_it_would_send_and_whether_it_may(fake, monkeypatc
     assert str(refused).splitlines()[-1] == (
         f"key $TEST_KEY goes to {host} (NOT approved: the replay will refuse it (--allow-host))"
     )
+    fake.requests.clear()
+    with pytest.raises(ConfigError) as caught:  # a trace from someone else: its key is not sent
+        replay(source, AggregatorTemplate(TERSE))
+    assert str(caught.value).startswith(f"refusing to send $TEST_KEY to {host}: the trace names")
+    assert fake.requests == []
+    # An endpoint the edit itself names is the user's own choice, so its key goes there.
+    moved = fake.url.replace("127.0.0.1", "localhost")
+    new = replay(source, NodeParams("L2.0", base_url=moved))
+    assert new["L2.0"].base_url == moved and sent(fake) == ["omega"]
     only_proposer = plan(source, NodeParams("L1.0", temperature=0.1), cache=False)
     assert only_proposer.calls == 2 and only_proposer.keys() == [(host, "TEST_KEY", False)]
     nothing_sent = plan(source, [], cache=False)
     assert nothing_sent.keys() == [] and nothing_sent.to_dict()["keys"] == []
+
+
+def test_a_replay_replaces_the_file_it_is_told_to_write(fake, source, tmp_path):
+    (tmp_path / "t.json").write_text("an older replay")
+    new = replay(source, AggregatorTemplate(TERSE), trace_path=tmp_path / "t.json")
+    assert new.path == tmp_path / "t.json" and Trace.load(new.path).run_id == new.run_id
