@@ -36,6 +36,7 @@ from moa_lab import (
     plan,
 )
 from moa_lab._cache import canonical_json
+from moa_lab._strategies import config_from_dict
 from moa_lab._trace.attributes import describe_replay
 from moa_lab.testing import FakeLLM, fake_config
 
@@ -763,3 +764,31 @@ def test_a_replay_replaces_the_file_it_is_told_to_write(fake, source, tmp_path):
     (tmp_path / "t.json").write_text("an older replay")
     new = replay(source, AggregatorTemplate(TERSE), trace_path=tmp_path / "t.json")
     assert new.path == tmp_path / "t.json" and Trace.load(new.path).run_id == new.run_id
+
+
+@pytest.mark.parametrize("name", ["moa", "debate", "tot"])
+def test_a_built_in_strategys_config_reads_back_as_its_own_class(name):
+    config = moa_lab.preset(name)
+    again = config_from_dict(config.to_dict(), source="trace r")
+    assert type(again) is type(config) and again == config
+    with pytest.raises(ConfigError) as caught:
+        config_from_dict(config.to_dict() | {"strategy": "beam"}, source="trace r")
+    assert str(caught.value) == (
+        "trace r: strategy: unknown strategy 'beam'; choose one of moa, debate, tot, custom"
+    )
+
+
+def test_a_replay_of_a_replay_keeps_the_whole_lineage(fake, source, tmp_path):
+    first = replay(source, AggregatorTemplate(TERSE), trace_path=tmp_path / "1.json")
+    second = replay(first, UserPrompt("Why?"), trace_path=tmp_path / "2.json")
+    assert lineage(Trace.load(second.path)) == [
+        {"run_id": second.run_id, "path": str(tmp_path / "2.json"), "edits": second.edits},
+        {"run_id": first.run_id, "path": str(tmp_path / "1.json"), "edits": first.edits},
+        {"run_id": source.run_id, "path": None, "edits": []},
+    ]
+
+
+def test_calls_a_replayed_strategy_adds_have_no_origin(fake, debate):
+    longer = replay(debate, SetConfig(rounds=4))
+    assert sorted(sent(fake)) == ["a", "b", "c"] and longer.calls()[-3:] == ["D4.0", "D4.1", "D4.2"]
+    assert [longer[n].origin for n in ("D3.2", "D4.0", "D4.1", "D4.2")] == ["D3.2", None, None, None]
