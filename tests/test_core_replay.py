@@ -776,6 +776,9 @@ def test_a_built_in_strategys_config_reads_back_as_its_own_class(name):
     assert str(caught.value) == (
         "trace r: strategy: unknown strategy 'beam'; choose one of moa, debate, tot, custom"
     )
+    with pytest.raises(ConfigError) as caught:
+        config_from_dict([config.to_dict()])
+    assert str(caught.value) == "config: a config is a mapping of fields"
 
 
 def test_a_replay_of_a_replay_keeps_the_whole_lineage(fake, source, tmp_path):

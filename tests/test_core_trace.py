@@ -547,3 +547,17 @@ def test_a_trace_file_that_cannot_be_begun_says_what_is_in_the_way(trace, tmp_pa
         with pytest.raises(TraceError) as caught:
             Trace.from_dict(trace.to_dict()).start_journal(path, exclusive=exclusive)
         assert str(caught.value) == f"cannot write the trace to {path}: {why}{tail}"
+
+
+def test_reasoning_tokens_are_stored_only_when_reported(data, tmp_path):
+    counted = Usage(prompt_tokens=4, completion_tokens=9, total_tokens=13, reasoning_tokens=5)
+    assert counted.to_dict() == {
+        "prompt_tokens": 4,
+        "completion_tokens": 9,
+        "total_tokens": 13,
+        "reasoning_tokens": 5,
+    }
+    assert "reasoning_tokens" not in Usage(1, 2, 3).to_dict()
+    _node(data, "L1.0")["usage"] = counted.to_dict()
+    Trace.from_dict(data).save(tmp_path / "t.json")
+    assert Trace.load(tmp_path / "t.json")["L1.0"].usage == counted
