@@ -98,6 +98,16 @@ def test_a_shuffled_run_records_the_order_each_call_saw(fake):
         ([], "messages must be a non-empty list of {'role': str, 'content': str}"),
         ([{"role": "user"}], "messages must be a non-empty list of {'role': str, 'content': str}"),
         ([{"content": "x"}], "messages must be a non-empty list of {'role': str, 'content': str}"),
+        (
+            "caf\udce9?",  # what Python makes of a shell's Latin-1 é
+            "the prompt is not valid UTF-8 text (byte 0xe9) at character 4; pass it as UTF-8 "
+            "(check the terminal's or file's encoding)",
+        ),
+        (
+            [{"role": "system", "content": "ok"}, {"role": "user", "content": "\ud83d!"}],
+            "message 2 is not valid UTF-8 text at character 1; pass it as UTF-8 "
+            "(check the terminal's or file's encoding)",
+        ),
     ],
 )
 def test_a_prompt_that_is_not_one_is_refused_before_any_call(fake, prompt, message):
@@ -415,8 +425,10 @@ def test_the_trace_file_is_where_it_is_asked_for(fake, tmp_path, monkeypatch):
     assert default.path.parent == tmp_path / "all" and default.path.name.endswith(
         f"-why-is-the-sky-blue-{default.run_id}.json"
     )
+    (tmp_path / "named.json").write_text("an older run")  # a name the user gives is replaced
     named = run(fake_config(fake.url), trace_path=str(tmp_path / "named.json"))
     assert named.path == tmp_path / "named.json"
+    assert Trace.load(named.path).run_id == named.run_id
     saved = json.loads((tmp_path / "named.json").read_text())
     assert saved["graph"]["status"] == "complete" and len(saved["nodes"]) == 4
     assert run(fake_config(fake.url), trace_path=False).path is None
