@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import json
 import time
 
 import httpx2
@@ -16,7 +17,7 @@ import pytest
 
 from moa_lab import Backend, CallError, ConfigError, MoAConfig, RetryPolicy, Usage
 from moa_lab._backend import DEFAULT_POLICY
-from moa_lab.testing import ChatServer, HTTPReply, completion
+from moa_lab.testing import ChatServer, HTTPReply, Reply, completion
 
 URL = "http://fake.test/v1"
 QUESTION = [{"role": "user", "content": "Why is the sky blue?"}]
@@ -327,3 +328,45 @@ def test_a_404_names_the_url_tried_even_when_the_base_url_ends_in_a_slash():
     assert str(error) == (
         f"HTTP 404 from {URL}/ for m: Error code: 404 - no; moa_lab asked for {URL}/chat/completions"
     )
+
+
+def _stream(*chunks, done=True, prefix="data: "):
+    """A text/event-stream reply of ``chunks`` (then ``[DONE]`` unless ``done`` is False)."""
+    lines = [f"{prefix}{json.dumps(c)}\n\n" for c in chunks] + ([f"{prefix}[DONE]\n\n"] if done else [])
+    return Reply([line.encode() for line in lines], content_type="text/event-stream")
+
+
+THINK_THEN_ANSWER = (
+    {"choices": [{"index": 0, "delta": {"reasoning_content": "I "}}]},
+    {"choices": [{"index": 0, "delta": {"reasoning_content": "think."}}]},
+    {"choices": [{"index": 0, "delta": {"content": "Hello"}}]},
+    {
+        "model": "served-m",
+        "choices": [{"index": 0, "delta": {"content": " there"}, "finish_reason": "length"}],
+    },
+    {"choices": [], "usage": {"prompt_tokens": 4, "completion_tokens": 5, "total_tokens": 9}},
+)
+
+
+@pytest.mark.parametrize("prefix", ["data: ", "data:"])
+def test_a_stream_is_heard_piece_by_piece_and_read_whole(prefix):
+    heard = []
+    done = complete(
+        Scripted(_stream(*THINK_THEN_ANSWER, prefix=prefix)),
+        stream=True,
+        on_text=lambda piece, thinking: heard.append((piece, thinking)),
+    )
+    assert heard == [("I ", True), ("think.", True), ("Hello", False), (" there", False)]
+    assert (done.text, done.reasoning, done.finish_reason) == ("Hello there", "I think.", "length")
+    assert done.usage == Usage(prompt_tokens=4, completion_tokens=5, total_tokens=9)
+    assert isinstance(done.ttft, float) and 0 <= done.ttft <= done.latency
+
+
+def test_a_stream_that_ends_before_the_answer_is_retried(waits):
+    unfinished = _stream(*THINK_THEN_ANSWER[:3], done=False)
+    error = failure(Scripted(unfinished, unfinished, unfinished), stream=True)
+    assert str(error) == (
+        f"{URL} for m: the stream ended before the answer did (no finish reason, no [DONE]) "
+        "(gave up after 3 attempts)"
+    )
+    assert complete(Scripted(unfinished), stream=True).attempts == 2
