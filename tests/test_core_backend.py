@@ -370,3 +370,6 @@ def test_a_stream_that_ends_before_the_answer_is_retried(waits):
         "(gave up after 3 attempts)"
     )
     assert complete(Scripted(unfinished), stream=True).attempts == 2
+    # A finish reason ends an answer as [DONE] does.
+    finished = complete(Scripted(_stream(*THINK_THEN_ANSWER, done=False)), stream=True)
+    assert (finished.text, finished.attempts) == ("Hello there", 1)
