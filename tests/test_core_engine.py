@@ -16,13 +16,14 @@ from core_support import QUESTION, reset, run, sent
 
 import moa_lab
 from moa_lab import Backend, CallCache, ConfigError, NodeParams, Price, RunError, Trace, plan
-from moa_lab._cache import canonical_json
+from moa_lab._cache import call_key, canonical_json
 from moa_lab._prompts import (
     AGGREGATE_AND_SYNTHESIZE,
     format_references,
     order_references,
     with_references,
 )
+from moa_lab._strategies import strategy_for
 from moa_lab.testing import ChatServer, FakeLLM, completion, fake_config
 
 
@@ -83,6 +84,7 @@ def test_a_shuffled_run_records_the_order_each_call_saw(fake):
     trace = run(config.model_copy(update={"shuffle_references": True, "shuffle_seed": 7}))
     assert trace.references("L2.0") == ["L1.1", "L1.0", "L1.3", "L1.2"]
     assert trace.references("L2.1") == ["L1.0", "L1.3", "L1.1", "L1.2"]
+    assert trace.references("L3.0") == ["L2.1", "L2.2", "L2.0", "L2.3"]  # the aggregator's own salt
     saved = [e["source"] for e in trace.to_dict()["edges"] if e["target"] == "L2.0"]
     assert saved == trace.references("L2.0")  # a file lists the edges into a node by position
     answers = [trace[n].response for n in trace.references("L2.0")]
@@ -602,3 +604,34 @@ def test_a_cache_entry_is_read_field_by_field(fake, tmp_path, stored, read):
     hit = run(config, cache=cache)["L2.0"]
     cache.close()
     assert hit.cache_hit and {name: getattr(hit, name) for name in read} == read
+
+
+def test_every_call_of_a_run_is_cached_under_the_key_of_the_contract(fake):
+    config = fake_config(fake.url)
+    agents = [a.model_copy(update={"temperature": 0.3, "max_tokens": 64}) for a in config.agents()]
+    config = config.model_copy(update={"proposers": [agents[:3]], "aggregator": agents[3]})
+    trace = run(config)
+    for call in trace.records():
+        assert call.cache_key == call_key(
+            model=call.model,
+            base_url=call.base_url,
+            messages=[dict(m) for m in call.messages],
+            params={"temperature": 0.3, "max_tokens": 64},
+            replicate=call.replicate,
+        )
+        assert dict(call.params) == {"temperature": 0.3, "max_tokens": 64}
+        assert call.started_at <= call.sent_at <= call.ended_at
+
+
+def test_the_strategy_of_a_config_is_its_kinds_unless_one_is_given(fake):
+    assert strategy_for(moa_lab.preset("tot")).__name__ == "tree_search"
+    assert strategy_for(moa_lab.preset("debate")).__name__ == "debate"
+    assert strategy_for(moa_lab.preset("moa")).__name__ == "layered_mixture"
+    custom = moa_lab.StrategyConfig(name="best-of-two", members=[{"model": "m", "base_url": fake.url}])
+    assert strategy_for(custom, strategy=len) is len
+    with pytest.raises(ConfigError) as caught:
+        strategy_for(custom)
+    assert str(caught.value) == (
+        "this config is for a strategy you write (best-of-two): pass it, e.g. "
+        "moa_lab.run(prompt, config, strategy=my_strategy)"
+    )

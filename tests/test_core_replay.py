@@ -750,6 +750,9 @@ def test_a_plan_names_each_key_it_would_send_and_whether_it_may(fake, monkeypatc
         replay(source, AggregatorTemplate(TERSE))
     assert str(caught.value).startswith(f"refusing to send $TEST_KEY to {host}: the trace names")
     assert fake.requests == []
+    allowed = replay(source, AggregatorTemplate(TERSE), allow_hosts=[host.upper()])
+    assert sent(fake) == ["omega"] and allowed["L2.0"].api_key_env == "TEST_KEY"
+    fake.requests.clear()
     # An endpoint the edit itself names is the user's own choice, so its key goes there.
     moved = fake.url.replace("127.0.0.1", "localhost")
     new = replay(source, NodeParams("L2.0", base_url=moved))
