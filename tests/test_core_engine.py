@@ -401,7 +401,7 @@ def test_identical_proposers_are_distinct_samples_and_samples_are_a_thousand_apa
 def test_progress_shows_on_stderr_and_is_asked_of_the_server_to_hide(fake, capsys):
     run(fake_config(fake.url), progress=True)
     err = capsys.readouterr().err
-    assert "MoA" in err and "call" in err
+    assert err.startswith("\rMoA:   0%|") and "call/s" in err
     assert all("x-moa-lab-progress" not in r.headers for r in fake.chat_requests())
     fake.requests.clear()
     run(fake_config(fake.url), progress=False)
@@ -621,6 +621,10 @@ def test_every_call_of_a_run_is_cached_under_the_key_of_the_contract(fake):
         )
         assert dict(call.params) == {"temperature": 0.3, "max_tokens": 64}
         assert call.started_at <= call.sent_at <= call.ended_at
+    assert all(r.body["stream"] is True for r in fake.chat_requests())  # streamed unless told not to
+    fake.requests.clear()
+    run(config.model_copy(update={"stream": False}))
+    assert all("stream" not in r.body for r in fake.chat_requests())
 
 
 def test_the_strategy_of_a_config_is_its_kinds_unless_one_is_given(fake):

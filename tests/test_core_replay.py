@@ -38,7 +38,7 @@ from moa_lab import (
 from moa_lab._cache import canonical_json
 from moa_lab._strategies import config_from_dict
 from moa_lab._trace.attributes import describe_replay
-from moa_lab.testing import FakeLLM, fake_config
+from moa_lab.testing import ChatServer, FakeLLM, completion, fake_config
 
 TERSE = "Answer in one line, using these answers:\n{references}"
 NODES = "L1.0, L1.1, L1.2, L2.0, L2.1, L2.2, L3.0"
@@ -798,3 +798,15 @@ def test_calls_a_replayed_strategy_adds_have_no_origin(fake, debate):
     longer = replay(debate, SetConfig(rounds=4))
     assert sorted(sent(fake)) == ["a", "b", "c"] and longer.calls()[-3:] == ["D4.0", "D4.1", "D4.2"]
     assert [longer[n].origin for n in ("D3.2", "D4.0", "D4.1", "D4.2")] == ["D3.2", None, None, None]
+
+
+def test_a_reused_call_keeps_the_warnings_it_was_recorded_with(fake):
+    def odd(body):
+        text = "alpha \ud800 says" if body["model"] == "alpha" else f"{body['model']} says"
+        return completion(body["model"], text, prompt_tokens=3, completion_tokens=2)
+
+    source = run(fake_config(fake.url), backend=moa_lab.Backend(transport=ChatServer(odd).transport()))
+    warned = source["L1.0"].warnings
+    assert warned and "lone UTF-16 surrogates" in warned[0]
+    new = replay(source, AggregatorTemplate(TERSE))
+    assert new["L1.0"].reused and new["L1.0"].warnings == warned and new["L1.1"].warnings == ()
