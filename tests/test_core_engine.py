@@ -15,7 +15,17 @@ import pytest
 from core_support import QUESTION, reset, run, sent
 
 import moa_lab
-from moa_lab import Backend, CallCache, ConfigError, NodeParams, Price, RunError, Trace, plan
+from moa_lab import (
+    Backend,
+    CallCache,
+    ConfigError,
+    NodeParams,
+    Price,
+    RunError,
+    Trace,
+    TraceError,
+    plan,
+)
 from moa_lab._cache import call_key, canonical_json
 from moa_lab._prompts import (
     AGGREGATE_AND_SYNTHESIZE,
@@ -639,3 +649,16 @@ def test_the_strategy_of_a_config_is_its_kinds_unless_one_is_given(fake):
         "this config is for a strategy you write (best-of-two): pass it, e.g. "
         "moa_lab.run(prompt, config, strategy=my_strategy)"
     )
+
+
+def test_a_file_name_moa_lab_chooses_never_replaces_a_file(fake, tmp_path, monkeypatch):
+    taken = tmp_path / "taken.json"
+    taken.write_text("someone's notes")
+    monkeypatch.setattr("moa_lab._run.default_trace_path", lambda *args, **kwargs: taken)
+    with pytest.raises(TraceError) as caught:
+        run(fake_config(fake.url), trace_path=True)
+    assert str(caught.value) == (
+        f"cannot write the trace to {taken}: File exists; choose another --trace-out or "
+        "$MOA_LAB_TRACE_DIR"
+    )
+    assert taken.read_text() == "someone's notes" and fake.chat_requests() == []
