@@ -4,7 +4,7 @@ Usage (after ``mutmut run`` generated the mutants, or a run was stopped early)::
 
     mutmut results --all true | python tests/core_mutation_sample.py 0.1 9 > sample.txt
     mutmut run --max-children 2 $(cat sample.txt)
-    mutmut results --all true | grep -F -f sample.txt | python tests/core_mutation_score.py
+    mutmut results --all true | python tests/core_mutation_score.py sample.txt
 
 Takes ``fraction`` of each module's mutants (at least ``floor``, or all a module has), chosen with
 ``random.Random(seed)``, so the same code, fraction and seed give the same sample.

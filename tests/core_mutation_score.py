@@ -1,8 +1,9 @@
 """The mutation score of the core, per module, from ``mutmut results --all true`` on stdin.
 
-Usage: ``.venv/bin/mutmut results --all true | .venv/bin/python tests/core_mutation_score.py``.
-Mutants listed in core_mutation_equivalents.txt (each with why it cannot be told apart) are left
-out of the denominator; a timeout counts as killed; "not checked" mutants are reported apart.
+Usage: ``.venv/bin/mutmut results --all true | .venv/bin/python tests/core_mutation_score.py``,
+with the name of a file of mutant names (one a line, as core_mutation_sample.py writes) to count
+only those. Mutants listed in core_mutation_equivalents.txt (each with why it cannot be told apart)
+are left out of the denominator; a timeout counts as killed; "not checked" mutants are reported apart.
 """
 
 from __future__ import annotations
@@ -25,10 +26,11 @@ def module(name: str) -> str:
 
 def main() -> None:
     equivalent = {line.split("#")[0].strip() for line in EQUIVALENTS.read_text().splitlines()}
+    only = set(Path(sys.argv[1]).read_text().split()) if len(sys.argv) > 1 else None
     counts: defaultdict[str, Counter] = defaultdict(Counter)
     for line in sys.stdin:
         name, _, status = line.strip().rpartition(": ")
-        if name.startswith("moa_lab"):
+        if name.startswith("moa_lab") and (only is None or name in only):
             counts[module(name)]["equivalent" if name in equivalent else status] += 1
     total: Counter = Counter()
     for found in counts.values():
