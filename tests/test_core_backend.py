@@ -151,6 +151,9 @@ def test_429_and_5xx_are_retried_until_the_policy_gives_up(waits, status):
         f"HTTP {status} from {URL} for m: Error code: {status} - try 2 (gave up after 3 attempts)"
     )
     assert error.status == status and error.attempts == 3
+    assert error.retried_errors == tuple(
+        f"HTTP {status} from {URL} for m: Error code: {status} - try {n}" for n in range(2)
+    )
     assert len(server.chat_requests()) == 3 and len(waits) == 2
 
 
@@ -373,3 +376,46 @@ def test_a_stream_that_ends_before_the_answer_is_retried(waits):
     # A finish reason ends an answer as [DONE] does.
     finished = complete(Scripted(_stream(*THINK_THEN_ANSWER, done=False)), stream=True)
     assert (finished.text, finished.attempts) == ("Hello there", 1)
+
+
+def test_an_endpoint_that_refuses_a_stream_is_asked_for_the_whole_answer():
+    server = Scripted(HTTPReply(400, "Streaming is not supported"))
+    done = complete(server, stream=True)
+    assert done.text == "fine" and done.attempts == 1 and done.ttft is None
+    first, second = (r.body for r in server.chat_requests())
+    assert first["stream"] is True and "stream" not in second
+
+
+def test_what_came_back_instead_of_an_answer_keeps_its_status_and_names_itself(waits):
+    stream = Reply([b"data: {not json\n\n", b"data: [DONE]\n\n"], content_type="text/event-stream")
+    error = failure(Scripted(stream))
+    assert str(error) == (
+        f"HTTP 200 text/event-stream from {URL} for m: an event stream moa_lab could not read "
+        '(asked for one JSON answer): "data: {not json data: [DONE]"'
+    )
+    assert error.status == 200 and error.attempts == 1
+    page = Reply(b"<html>log in</html>", content_type="text/html")
+    error = failure(Scripted(page))
+    assert str(error) == (
+        f"HTTP 200 text/html from {URL} for m is a web page, not a chat completion "
+        '(a proxy or login page?): "<html>log in</html>"'
+    )
+    assert error.status == 200 and error.attempts == 1
+
+
+def test_characters_repaired_in_the_answer_and_its_reasoning_are_counted_together():
+    body = completion("m", "an \ud800 answer", prompt_tokens=3, completion_tokens=2)
+    body["choices"][0]["message"]["reasoning_content"] = "a \udfff thought"
+    done = complete(Scripted(body))
+    assert done.warnings == ("replaced 2 invalid character(s) (lone UTF-16 surrogates) with U+FFFD",)
+
+
+def test_when_the_endpoint_began_serving_is_believed_within_the_calls_own_span():
+    now = time.time()
+    for said, believed in ((now, True), (now - 3600, False), (now + 3600, False)):
+        reply = Reply.json(
+            completion("m", "fine", prompt_tokens=3, completion_tokens=1),
+            headers={"X-Moa-Lab-Served-At": repr(said)},
+        )
+        done = complete(Scripted(reply))
+        assert done.served_at == (said if believed else None)
