@@ -353,9 +353,11 @@ def _delta(data: str) -> tuple[str, str, bool]:
         if not isinstance(choice, dict):
             continue
         delta = choice.get("delta") if isinstance(choice.get("delta"), dict) else {}
-        for key in ("reasoning_content", "reasoning"):
-            if isinstance(delta.get(key), str):
-                thinking += delta[key]
+        # The first of the two names only, as the answer is read (read_completion): some servers send
+        # the same thinking under both.
+        thinking += next(
+            (delta[k] for k in ("reasoning_content", "reasoning") if isinstance(delta.get(k), str)), ""
+        )
         if isinstance(delta.get("content"), str):
             answer += delta["content"]
         finished = finished or bool(choice.get("finish_reason"))

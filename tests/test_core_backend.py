@@ -419,3 +419,19 @@ def test_when_the_endpoint_began_serving_is_believed_within_the_calls_own_span()
         )
         done = complete(Scripted(reply))
         assert done.served_at == (said if believed else None)
+
+
+def test_thinking_sent_under_both_names_is_heard_once_as_it_is_recorded():
+    both = {"reasoning_content": "Hm, ", "reasoning": "Hm, "}
+    chunks = (
+        {"choices": [{"index": 0, "delta": both}]},
+        {"choices": [{"index": 0, "delta": {"reasoning": "so."}}]},
+        *THINK_THEN_ANSWER[2:],
+    )
+    heard = []
+    done = complete(
+        Scripted(_stream(*chunks)),
+        stream=True,
+        on_text=lambda piece, thinking: heard.append(piece) if thinking else None,
+    )
+    assert heard == ["Hm, ", "so."] and done.reasoning == "Hm, so."
