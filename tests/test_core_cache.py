@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 
 import diskcache
@@ -125,3 +126,18 @@ def test_a_corrupt_cache_database_is_one_line_saying_what_to_do(tmp_path):
         f"the cache database {tmp_path / 'cache.db'} is corrupt (file is not a database); delete "
         f"the folder {tmp_path} or choose another folder with --cache-dir or $MOA_LAB_CACHE_DIR"
     )
+
+
+def test_a_cache_that_cannot_be_read_is_a_miss_in_the_databases_words(tmp_path):
+    cache = CallCache(tmp_path)
+    cache.set("k", {"text": "hi"})
+    with contextlib.closing(sqlite3.connect(tmp_path / "cache.db")) as db, db:
+        db.execute("DROP TABLE Cache")
+    with pytest.warns(UserWarning) as caught:
+        assert cache.get("k") is None
+    assert [str(w.message) for w in caught] == [
+        f"cannot read the cache at {tmp_path} (no such table: Cache), so the call is sent instead; "
+        "if this persists, delete the folder or choose another folder with --cache-dir or "
+        "$MOA_LAB_CACHE_DIR"
+    ]
+    cache.close()

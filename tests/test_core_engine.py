@@ -111,6 +111,11 @@ def test_a_shuffled_run_records_the_order_each_call_saw(fake):
         ([{"role": "user"}], "messages must be a non-empty list of {'role': str, 'content': str}"),
         ([{"content": "x"}], "messages must be a non-empty list of {'role': str, 'content': str}"),
         (
+            "\udcff",
+            "the prompt is not valid UTF-8 text (byte 0xff) at character 1; pass it as UTF-8 "
+            "(check the terminal's or file's encoding)",
+        ),
+        (
             "caf\udce9?",  # what Python makes of a shell's Latin-1 é
             "the prompt is not valid UTF-8 text (byte 0xe9) at character 4; pass it as UTF-8 "
             "(check the terminal's or file's encoding)",
@@ -605,6 +610,7 @@ def test_a_cache_hit_carries_what_the_call_recorded(fake, tmp_path):
             {"reasoning": None, "response": "<think>hm</think>42"},
         ),
         ({"text": "<think>hm</think>42"}, {"reasoning": "hm", "response": "42"}),
+        ({"reasoning": 5, "text": "42"}, {"reasoning": None, "response": "42"}),
     ],
 )
 def test_a_cache_entry_is_read_field_by_field(fake, tmp_path, stored, read):
@@ -662,3 +668,16 @@ def test_a_file_name_moa_lab_chooses_never_replaces_a_file(fake, tmp_path, monke
         "$MOA_LAB_TRACE_DIR"
     )
     assert taken.read_text() == "someone's notes" and fake.chat_requests() == []
+
+
+def test_a_journal_read_while_the_run_goes_on_is_the_run_so_far(fake, tmp_path):
+    seen = []
+
+    def read_back(trace, node):
+        if node in trace and not seen:
+            seen.append(Trace.load(tmp_path / "t.json"))
+
+    done = run(fake_config(fake.url), trace_path=tmp_path / "t.json", on_call=read_back)
+    (so_far,) = seen
+    assert (so_far.run_id, so_far.prompt, so_far.status) == (done.run_id, done.prompt, "running")
+    assert len(so_far) == 1 and so_far.config == done.config

@@ -664,7 +664,8 @@ def test_a_debate_replay_asks_a_new_question_of_every_call(fake, debate):
 
 
 def test_a_debate_replay_sends_a_nodes_new_settings(fake, debate):
-    new = replay(debate, NodeParams("D3.2", max_tokens=33, temperature=0.25, model="b"))
+    edits = [NodeParams("D3.2", max_tokens=33, model="b"), NodeParams("D3.2", temperature=0.25)]
+    new = replay(debate, edits)  # two edits of one node add up
     (request,) = fake.chat_requests()
     assert (request.model, request.body["max_tokens"], request.body["temperature"]) == ("b", 33, 0.25)
     assert (new["D3.2"].model, new["D3.2"].params["max_tokens"]) == ("b", 33)

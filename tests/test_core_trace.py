@@ -561,3 +561,12 @@ def test_reasoning_tokens_are_stored_only_when_reported(data, tmp_path):
     _node(data, "L1.0")["usage"] = counted.to_dict()
     Trace.from_dict(data).save(tmp_path / "t.json")
     assert Trace.load(tmp_path / "t.json")["L1.0"].usage == counted
+
+
+def test_a_run_may_have_begun_at_the_epoch_and_its_settings_are_columns(data, fake):
+    data["graph"]["created_at"] = 0.5
+    assert Trace.from_dict(data).graph.graph["created_at"] == 0.5
+    config = fake_config(fake.url)
+    seeded = config.model_copy(update={"aggregator": config.aggregator.model_copy(update={"seed": 3})})
+    frame = run(seeded).to_pandas()
+    assert frame["seed"].isna().tolist() == [True, True, True, False] and frame["seed"][3] == 3
