@@ -260,6 +260,9 @@ def test_what_the_server_answered_is_the_completion():
     assert (done.text, done.finish_reason, done.served_model) == ("hello there", "length", "served-m")
     assert done.usage == Usage(prompt_tokens=4, completion_tokens=2, total_tokens=6)
     assert done.attempts == 1 and done.errors == () and 0 < done.latency < 5
+    server = Scripted(body)
+    complete(server)  # a whole answer unless a stream is asked for
+    assert "stream" not in server.chat_requests()[0].body
 
 
 def test_an_answer_without_usage_is_kept_and_missing_counts_stay_unknown():
@@ -363,6 +366,7 @@ def test_a_stream_is_heard_piece_by_piece_and_read_whole(prefix):
     assert (done.text, done.reasoning, done.finish_reason) == ("Hello there", "I think.", "length")
     assert done.usage == Usage(prompt_tokens=4, completion_tokens=5, total_tokens=9)
     assert isinstance(done.ttft, float) and 0 <= done.ttft <= done.latency
+    assert done.served_model == "served-m"
 
 
 def test_a_stream_that_ends_before_the_answer_is_retried(waits):
@@ -435,3 +439,23 @@ def test_thinking_sent_under_both_names_is_heard_once_as_it_is_recorded():
         on_text=lambda piece, thinking: heard.append(piece) if thinking else None,
     )
     assert heard == ["Hm, ", "so."] and done.reasoning == "Hm, so."
+
+
+def test_reasoning_tokens_are_read_where_the_endpoint_puts_them():
+    body = completion("m", "fine", prompt_tokens=3, completion_tokens=9)
+    body["usage"]["completion_tokens_details"] = {"reasoning_tokens": 5}
+    assert complete(Scripted(body)).usage.reasoning_tokens == 5
+    body["usage"] = {"prompt_tokens": 3, "completion_tokens": 9, "reasoning_tokens": 4}
+    assert complete(Scripted(body)).usage.reasoning_tokens == 4
+
+
+def test_an_answer_was_sent_with_the_attempt_that_got_it_and_a_failure_with_its_first():
+    policy = RetryPolicy(max_retries=1, backoff=0.4)  # waits 0.2-0.4 s between attempts
+    server = Scripted(HTTPReply(503, "busy"))
+    done = complete(server, policy=policy)
+    first, second = server.chat_requests()
+    assert done.attempts == 2 and first.received_at + 0.1 < done.sent_at
+    server = Scripted(HTTPReply(503, "busy"), HTTPReply(503, "still busy"))
+    error = failure(server, policy=policy)
+    first, second = server.chat_requests()
+    assert error.attempts == 2 and error.sent_at < first.received_at + 0.1 < second.received_at

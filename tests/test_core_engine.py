@@ -138,6 +138,7 @@ def test_a_run_is_named_by_its_last_user_message(fake):
         {"role": "user", "content": "first"},
         {"role": "assistant", "content": "ok"},
         {"role": "user", "content": "second"},
+        {"role": "assistant", "content": "Let me see:"},
     ]
     trace = run(fake_config(fake.url), prompt=messages)
     assert trace.prompt == "second" and trace.messages == messages
@@ -598,6 +599,7 @@ def test_a_cache_hit_carries_what_the_call_recorded(fake, tmp_path):
             {"prompt_ms": 1.5, "predicted_per_second": 20.0},
         )
         assert hit.latency == sent_.latency and hit.usage == sent_.usage
+        assert sent_.reasoning == "I weigh it."
 
 
 @pytest.mark.parametrize(

@@ -73,8 +73,11 @@ def test_a_missing_call_names_the_calls_there_are(trace):
         "no call 'L9.9' in this trace; its calls are L1.0, L1.1, L1.2, L2.0, L2.1, L2.2, L3.0"
     )
     big = Trace(new_graph([{"role": "user", "content": "q"}], {"layers": 2}))
-    for index in range(9):
+    for index in range(8):
         big.add_call(_call(f"L1.{index}", index=index))
+    with pytest.raises(TraceError, match=r"its calls are L1.0, L1.1, .*, L1.7$"):
+        big["L2.0"]
+    big.add_call(_call("L1.8", index=8))
     with pytest.raises(TraceError, match=r"its calls are L1.0, L1.1, .*, L1.7, …$"):
         big["L2.0"]
 
