@@ -683,3 +683,20 @@ def test_a_journal_read_while_the_run_goes_on_is_the_run_so_far(fake, tmp_path):
     (so_far,) = seen
     assert (so_far.run_id, so_far.prompt, so_far.status) == (done.run_id, done.prompt, "running")
     assert len(so_far) == 1 and so_far.config == done.config
+
+
+def test_a_streamed_call_is_heard_as_it_is_written_and_its_first_token_is_cached(tmp_path):
+    heard = {}
+
+    def on_call(trace, node):
+        if node in trace.in_flight and trace.in_flight[node].text:
+            heard[node] = trace.in_flight[node].text
+
+    with FakeLLM(token_seconds=0.02) as server:
+        config = fake_config(server.url, proposers=["alpha"])
+        first = run(config, on_call=on_call, cache=tmp_path)
+        again = run(config, cache=tmp_path)
+    assert set(heard) == {"L1.0", "L2.0"}
+    assert all(first[n].response.startswith(text) for n, text in heard.items())
+    assert all(first[n].ttft is not None and again[n].ttft == first[n].ttft for n in heard)
+    assert all(again[n].cache_hit for n in heard)
