@@ -6,12 +6,17 @@ before a key leaves, the (host, variable) pair must be one the user has used (ev
 user's own config records its pairs), one they approved (``moa-lab approve HOST VARIABLE``), a
 provider's own (``OPENAI_API_KEY`` to api.openai.com), or allowed for this one replay.
 
+A key sent over plain http to another machine travels unencrypted: such an endpoint is named with its
+scheme (``http://host:port``), so only an approval of exactly that scheme and host lets a key go
+there; ``host`` alone means https (or http on loopback, where nothing leaves the machine).
+
 Invariant: the record holds host names and variable names only, never a key, in one small JSON file
 in the user's config folder (``$MOA_LAB_CONFIG_DIR`` moves it), written atomically.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 from collections.abc import Iterable
@@ -32,6 +37,7 @@ __all__ = [
     "approved_pairs",
     "check_keys",
     "host_of",
+    "named_host",
 ]
 
 CONFIG_ENV = "MOA_LAB_CONFIG_DIR"
@@ -46,11 +52,29 @@ def approvals_file() -> Path:
 
 
 def host_of(base_url: str) -> str:
-    """The host (with its port, if any) a base URL sends to; ``local`` for the embedded model."""
+    """The host (with its port, if any) a base URL sends to; ``local`` for the embedded model;
+    ``http://host[:port]`` for plain http to a host that is not loopback (a key would go in clear)."""
     parsed = urlparse(base_url)
     if parsed.scheme not in ("http", "https"):
         return "local"
-    return parsed.netloc.rsplit("@", 1)[-1].lower()
+    host = parsed.netloc.rsplit("@", 1)[-1].lower()
+    return f"http://{host}" if parsed.scheme == "http" and not _loopback(parsed.hostname) else host
+
+
+def _loopback(hostname: str | None) -> bool:
+    if not hostname:
+        return False
+    try:
+        return ipaddress.ip_address(hostname).is_loopback
+    except ValueError:
+        return hostname == "localhost"
+
+
+def named_host(text: str) -> str:
+    """A host as the user names it (``moa-lab approve``, ``--allow-host``): ``host[:port]``, or a URL
+    (``http://host:8000/v1``), named as ``host_of`` names the endpoints it sends to."""
+    text = text.strip()
+    return host_of(text) if "://" in text else text.lower().rstrip("/")
 
 
 def approved_pairs() -> set[tuple[str, str]]:
@@ -77,9 +101,10 @@ def approved(host: str, key_env: str) -> bool:
     return (host, key_env) in KNOWN_PAIRS or (host, key_env) in _load()
 
 
-def approve(pairs: Iterable[tuple[str, str]]) -> None:
+def approve(pairs: Iterable[tuple[str, str]], *, strict: bool = False) -> None:
     """Record (host, variable) pairs as approved; a record that cannot be written is skipped quietly
-    (the pairs are then asked about again next time, which is safe)."""
+    (the pairs are then asked about again next time, which is safe), or with ``strict`` (the user
+    asked for this approval) is a ``ConfigError`` saying why."""
     new = {(h, k) for h, k in pairs if (h, k) not in KNOWN_PAIRS}
     known = _load()
     if new <= known:
@@ -89,8 +114,12 @@ def approve(pairs: Iterable[tuple[str, str]]) -> None:
     text = json.dumps({"approved": entries}, indent=1) + "\n"
     try:
         write_atomically(path, text)
-    except OSError:
-        return
+    except OSError as exc:
+        if strict:
+            raise ConfigError(
+                f"cannot record the approval in {path} ({exc.strerror or exc}); make its folder "
+                f"writable or set ${CONFIG_ENV} to another folder"
+            ) from None
 
 
 def check_keys(
@@ -112,12 +141,16 @@ def check_keys(
     if record:
         approve(pairs)
         return pairs
-    allowed = {h.lower() for h in allow}
+    allowed = {named_host(h) for h in allow}
     for host, key_env in pairs:
         if host not in allowed and not approved(host, key_env):
+            why = (
+                "the trace names that endpoint over plain http, so the key would travel unencrypted"
+                if host.startswith("http://")
+                else "the trace names that endpoint and you have not used this key with it here"
+            )
             raise ConfigError(
-                f"refusing to send ${key_env} to {host}: the trace names that endpoint and you have "
-                f"not used this key with it here; allow it once with --allow-host {host} "
+                f"refusing to send ${key_env} to {host}: {why}; allow it once with --allow-host {host} "
                 f"(replay(..., allow_hosts=[{host!r}])) or for good with "
                 f"'moa-lab approve {host} {key_env}'"
             )

@@ -8,13 +8,13 @@ key reach an error message.
 from __future__ import annotations
 
 import asyncio
-import email.utils
+import codecs
 import json
-import math
 import os
 import random
+import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,13 +22,18 @@ import httpx2
 import openai
 
 from moa_lab._errors import CallError, ConfigError
-from moa_lab._responses import read_completion
+from moa_lab._responses import (
+    clean_text,
+    read_completion,
+    reasoning_of,
+    retry_after_seconds,
+    stream_failed,
+)
 from moa_lab._trace import Usage
 
 __all__ = [
     "CALL_HEADER",
     "DEFAULT_POLICY",
-    "PROGRESS_HEADER",
     "SERVED_AT_HEADER",
     "Backend",
     "Completion",
@@ -39,8 +44,6 @@ _SENT_AS_ARGUMENTS = ("temperature", "max_tokens", "top_p", "seed")
 _NO_KEY = "no-key-needed"
 #: The header naming the call (its node id) on every request.
 CALL_HEADER = "X-Moa-Lab-Call"
-#: Sent as ``0`` when the run shows no progress, so the local model shows none either.
-PROGRESS_HEADER = "X-Moa-Lab-Progress"
 #: A reply header with the unix time the endpoint began serving the call (the local model sends it).
 SERVED_AT_HEADER = "X-Moa-Lab-Served-At"
 
@@ -159,14 +162,13 @@ class Backend:
         key_env: str | None,
         policy: RetryPolicy = DEFAULT_POLICY,
         label: str | None = None,
-        progress: bool = True,
         stream: bool = False,
         on_text: Callable[[str | None, bool], None] | None = None,
     ) -> Completion:
         """One chat completion, retried by the policy; raises CallError when it fails for good.
 
-        ``label`` (a node id) goes out as the ``X-Moa-Lab-Call`` header, which servers ignore and the
-        local model's progress bar shows; ``progress=False`` asks the local model to show none.
+        ``label`` (a node id) goes out as the ``X-Moa-Lab-Call`` header, which servers ignore (it names
+        the call in a server's own logs).
         ``stream`` asks for the answer as server-sent events (with usage in the last chunk) and
         records the time to first token; ``on_text(piece, is_reasoning)`` then gets each piece of
         the answer (or of its reasoning) as it arrives, and ``(None, False)`` when a retry starts
@@ -175,8 +177,6 @@ class Backend:
         breaks or ends before the answer does is a retried failure, never a shorter answer.
         """
         headers = {CALL_HEADER: label} if label else {}
-        if not progress:
-            headers[PROGRESS_HEADER] = "0"
         client = self._client(base_url, key_env)
         arguments = {k: params[k] for k in _SENT_AS_ARGUMENTS if k in params}
         extra_body = {k: v for k, v in params.items() if k not in _SENT_AS_ARGUMENTS}
@@ -226,7 +226,7 @@ class Backend:
                         notes.append(f"HTTP {exc.status_code} to a streamed request: asked again, whole")
                         continue
                     error = _status_error(exc, base_url, model, key_env)
-                    retry_after = _retry_after(exc.response.headers)
+                    retry_after = retry_after_seconds(exc.response.headers)
                 except (openai.APITimeoutError, asyncio.TimeoutError, TimeoutError):
                     error = CallError(
                         f"{base_url} timed out for {model} (no whole answer within "
@@ -295,17 +295,18 @@ _STREAMED: dict[str, Any] = {"stream": True, "stream_options": {"include_usage":
 
 async def _streamed_body(
     reply: Any, seconds_left: float, on_text: Callable[[str, bool], None] | None, where: str
-) -> tuple[str, float | None]:
-    """An event stream read line by line within the deadline: the whole body, and the Unix time
-    its first token arrived; ``on_text`` gets each piece of text as it comes. A stream that breaks
-    or ends with neither ``[DONE]`` nor a finish reason raises a retryable ``CallError``."""
-    lines: list[str] = []
+) -> tuple[bytes, float | None]:
+    """An event stream read line by line within the deadline: the whole body (bytes, for
+    ``read_completion`` to decode), and the Unix time its first token arrived; ``on_text`` gets
+    each piece of text as it comes. A stream that breaks or ends with neither ``[DONE]`` nor a
+    finish reason raises a retryable ``CallError`` (one that carried an error event is returned,
+    for ``read_completion`` to report the server's error)."""
+    raw = bytearray()
     first: list[float] = []
     ended = [False]
 
     async def read() -> None:
-        async for line in reply.aiter_lines():
-            lines.append(line)
+        async for line in _lines(reply, raw):
             if not line.startswith("data:"):
                 continue
             data = line[5:].strip()
@@ -327,17 +328,38 @@ async def _streamed_body(
         await asyncio.wait_for(read(), timeout=max(seconds_left, 0.001))
     except (httpx2.TransportError, httpx2.StreamError) as exc:
         raise CallError(
-            f"{where}: the stream broke after {sum(map(len, lines))} characters ({type(exc).__name__})",
+            f"{where}: the stream broke after {len(raw)} bytes ({type(exc).__name__})",
             retryable=True,
         ) from None
     finally:
         await reply.aclose()
-    if not ended[0]:
+    if not ended[0] and not stream_failed(bytes(raw)):
         raise CallError(
             f"{where}: the stream ended before the answer did (no finish reason, no [DONE])",
             retryable=True,
         )
-    return "\n".join(lines), (first[0] if first else None)
+    return bytes(raw), (first[0] if first else None)
+
+
+_LINE_END = re.compile("\r\n|\r|\n")
+
+
+async def _lines(reply: Any, raw: bytearray) -> AsyncIterator[str]:
+    """The lines of a streamed body as they arrive (``\\n``, ``\\r\\n`` or ``\\r`` ends one), decoded
+    here rather than by httpx so that ``raw`` keeps its bytes: invalid UTF-8 is then reported."""
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    pending = ""
+    async for chunk in reply.aiter_bytes():
+        raw += chunk
+        text = pending + decoder.decode(chunk)
+        held = text.endswith("\r")  # perhaps the first half of a \r\n
+        *complete, pending = _LINE_END.split(text[:-1] if held else text)
+        pending += "\r" if held else ""
+        for line in complete:
+            yield line
+    rest = (pending + decoder.decode(b"", final=True)).removesuffix("\r")
+    for line in _LINE_END.split(rest) if rest else ():
+        yield line
 
 
 def _delta(data: str) -> tuple[str, str, bool]:
@@ -353,21 +375,16 @@ def _delta(data: str) -> tuple[str, str, bool]:
         if not isinstance(choice, dict):
             continue
         delta = choice.get("delta") if isinstance(choice.get("delta"), dict) else {}
-        # The first of the two names only, as the answer is read (read_completion): some servers send
-        # the same thinking under both.
-        thinking += next(
-            (delta[k] for k in ("reasoning_content", "reasoning") if isinstance(delta.get(k), str)), ""
-        )
+        thinking += reasoning_of(delta) or ""
         if isinstance(delta.get("content"), str):
             answer += delta["content"]
         finished = finished or bool(choice.get("finish_reason"))
     return answer, thinking, finished
 
 
-async def _body(reply: Any, seconds_left: float) -> str:
-    """The whole body of a raw reply as text, read within what is left of the attempt's deadline."""
-    data = await asyncio.wait_for(reply.aread(), timeout=max(seconds_left, 0.001))
-    return data.decode("utf-8", errors="replace")
+async def _body(reply: Any, seconds_left: float) -> bytes:
+    """The whole body of a raw reply, read within what is left of the attempt's deadline."""
+    return await asyncio.wait_for(reply.aread(), timeout=max(seconds_left, 0.001))
 
 
 def _served_at(headers: Any, sent_at: float, ended: float) -> float | None:
@@ -397,41 +414,13 @@ def _status_error(
     )
 
 
-def _retry_after(headers: Any) -> float | None:
-    """Seconds a server asked us to wait (``Retry-After-Ms``, ``Retry-After`` seconds or date).
-
-    None when the header is missing or unreadable (``soon``, a date no clock can reach): the caller
-    then backs off as if none were sent.
-    """
-    millis = headers.get("retry-after-ms")
-    if millis:
-        try:
-            return _finite(float(millis) / 1000)
-        except ValueError:
-            pass
-    value = headers.get("retry-after")
-    if not value:
-        return None
-    try:
-        return _finite(float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-        return _finite(when.timestamp() - time.time())
-    except (TypeError, ValueError, OverflowError, IndexError):
-        return None
-
-
-def _finite(seconds: float) -> float | None:
-    return max(seconds, 0.0) if math.isfinite(seconds) else None
-
-
 def _first_line(text: str, limit: int = 300) -> str:
     line = (text or "").strip().splitlines()[0] if (text or "").strip() else "no detail"
     return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
 def _scrub(text: str, key_env: str | None) -> str:
+    """An error's text without the key, and without lone surrogates (an endpoint's error body may
+    hold them, and the trace that records the error could not be written)."""
     key = os.environ.get(key_env) if key_env else None
-    return text.replace(key, "***") if key else text
+    return clean_text(text.replace(key, "***") if key else text)[0]

@@ -119,14 +119,13 @@ async def make_call(
     cache: CallCache | None,
     prices: Mapping[str, Any] | None = None,
     stand_in: Callable[[Agent, list[dict[str, Any]]], Completion] | None = None,
-    progress: bool = True,
     stream: bool = False,
     on_text: Callable[[str | None, bool], None] | None = None,
 ) -> Call:
     """Answer a call (from ``new_call``): taken from the cache, or sent and cached.
 
     A failure is recorded in ``error`` (never cached); ``stand_in`` answers instead of the backend
-    and nothing is cached (a dry run); ``progress=False`` asks the local model to show no bar;
+    and nothing is cached (a dry run);
     ``stream`` and ``on_text`` are as for ``Backend.complete`` (a cache hit streams nothing).
     """
     messages = [dict(m) for m in call.messages]
@@ -146,7 +145,6 @@ async def make_call(
                     key_env=agent.key_env,
                     policy=policy,
                     label=call.id,
-                    progress=progress,
                     stream=stream,
                     on_text=on_text,
                 )

@@ -48,7 +48,7 @@ def _without_secrets(url: str) -> str:
     parsed = urlparse(url)
     host = parsed.hostname or ""
     port = f":{parsed.port}" if _port(parsed) else ""
-    return f"{parsed.scheme}://{host}{port}{parsed.path}" if parsed.scheme else "<a URL>"
+    return f"{parsed.scheme}://{host}{port}{parsed.path.split(';')[0]}" if parsed.scheme else "<a URL>"
 
 
 def _port(parsed: Any) -> int | None:
@@ -106,7 +106,8 @@ class Agent(BaseModel):
                 f"{shown!r} is not an http(s) URL; give one like https://api.openai.com/v1 "
                 "or 'local' for the embedded model"
             )
-        if parsed.username or parsed.password or parsed.query or parsed.fragment:
+        # ``;key=...`` (path parameters) and a bare ``?`` break the request path as a query does.
+        if parsed.username or parsed.password or parsed.params or any(c in value for c in "?#;"):
             # A key in the URL would be written to traces, pages and error lines, and a query
             # string breaks the request path: refuse it before anything is sent or written.
             raise ValueError(
@@ -140,6 +141,14 @@ class Agent(BaseModel):
             "seed": self.seed,
         }
         return {k: v for k, v in chosen.items() if v is not None} | dict(self.extra)
+
+    @property
+    def sampling(self) -> str:
+        """The settings that tell apart agents of one model, as a call's ``sampling``: ``T0.7 seed 1
+        ≤128``; ``""`` if none is set."""
+        from moa_lab._trace.call import sampling_text
+
+        return sampling_text(self.params())
 
 
 class RunSettings(BaseModel):
@@ -324,7 +333,13 @@ def load_config(path: str | Path) -> RunSettings:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: no such config file")
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{path}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at {exc.start}); "
+            "save it as UTF-8"
+        ) from None
     suffix = path.suffix.lower()
     try:
         if suffix in (".yaml", ".yml"):
@@ -340,6 +355,23 @@ def load_config(path: str | Path) -> RunSettings:
         raise ConfigError(f"{path}: not valid {suffix[1:].upper()}: {detail}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: the top level must be a mapping of config fields")
+    if _has_surrogate(data):
+        raise ConfigError(
+            f"{path}: holds an escape of a lone UTF-16 surrogate (such as \\ud800), which is no "
+            "text; remove it"
+        )
     from moa_lab._strategies import config_from_dict  # the strategies build on this module
 
     return config_from_dict(data, source=str(path))
+
+
+def _has_surrogate(value: Any) -> bool:
+    """Whether any string in parsed config data holds a lone surrogate (YAML and JSON escapes
+    make them; no trace or cache could store the text)."""
+    if isinstance(value, str):
+        return any("\ud800" <= ch <= "\udfff" for ch in value)
+    if isinstance(value, dict):
+        return any(_has_surrogate(k) or _has_surrogate(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_surrogate(v) for v in value)
+    return False

@@ -261,7 +261,6 @@ class RunState:
                 cache=self.cache,
                 prices=self.config.prices,
                 stand_in=None if self.stand_in is None else partial(self.stand_in, name),
-                progress=self.progress,
                 stream=self.config.stream and self.stand_in is None,
                 on_text=partial(self.streamed, name),
             )

@@ -2,7 +2,7 @@
 
 The paper's presets send exactly what the paper's evaluation pipeline sends (temperature 0.7,
 max_tokens 2048, the Aggregate-and-Synthesize prompt; togethercomputer/MoA). Invariant: ``preset``
-returns a fresh config each time, and the ``local`` preset is built only when asked for, so
+returns a fresh config each time, and the local presets are built only when asked for, so
 nothing here loads the local model.
 """
 
@@ -96,9 +96,16 @@ def _local() -> MoAConfig:
     return local_preset()
 
 
+def _local_mix() -> MoAConfig:
+    from moa_lab.local import local_mix_preset
+
+    return local_mix_preset()
+
+
 #: Preset name -> factory.
 PRESETS: dict[str, Any] = {
     "local": _local,
+    "local-mix": _local_mix,
     "moa": _moa,
     "moa-lite": _moa_lite,
     "self-moa": _self_moa,

@@ -7,8 +7,9 @@ was really sent over HTTP. The same handler can also answer in-process, without 
 ``transport()`` (the seam ``Backend(transport=...)`` plugs into).
 
 Invariant: there is one path from a request to its reply (``respond``), whichever way the request
-came; a reply goes out as one write (status line, headers and body together), so a reused
-connection is never held up by Nagle's algorithm waiting for the ACK of the headers.
+came; a reply goes out as one write (status line, headers and body together; a streamed one's
+headers with its first chunk, then each chunk flushed at once), so a reused connection is never held
+up by Nagle's algorithm waiting for the ACK of the headers.
 """
 
 from __future__ import annotations
@@ -231,12 +232,19 @@ class ChatServer:
                     self.wfile.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + reply.body)
                     return
                 head.append("Transfer-Encoding: chunked")
-                self.wfile.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1"))
-                for chunk in reply.body:
-                    if chunk:
-                        self.wfile.write(f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n")
-                        self.wfile.flush()
-                self.wfile.write(b"0\r\n\r\n")
+                out = ("\r\n".join(head) + "\r\n\r\n").encode("latin-1")
+                chunks = iter(reply.body)
+                try:
+                    for chunk in chunks:
+                        if chunk:  # the first leaves with the headers, each one at once
+                            self.wfile.write(out + f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n")
+                            self.wfile.flush()
+                            out = b""
+                    self.wfile.write(out + b"0\r\n\r\n")
+                finally:
+                    close = getattr(chunks, "close", None)
+                    if close is not None:  # a stream whose client hung up learns it at once
+                        close()
 
             def do_GET(self) -> None:
                 self._answer("GET")

@@ -1,7 +1,8 @@
 """Small text helpers shared by the CLI, the views and the core.
 
 Invariant: pure functions of strings, no I/O; a name made for a file is valid on Linux, macOS and
-Windows alike.
+Windows alike, never empty, and names made for distinct texts stay distinct where file systems
+ignore case (macOS and Windows by default).
 """
 
 from __future__ import annotations
@@ -29,13 +30,17 @@ def clip(text: object, width: int) -> str:
 
 
 def safe_file_name(text: str, *, limit: int = 80) -> str:
-    """A file name for ``text`` valid on every OS; distinct texts give distinct names.
+    """A file name for ``text`` valid on every OS; distinct texts give names that differ even to a
+    file system that ignores case, and no text gives an empty name.
 
     Characters outside ``A-Za-z0-9._-`` become ``-`` (``llama3:8b-q4`` -> ``llama3-8b-q4-<hash>``);
-    whenever the name had to change, 8 hex digits of the text's SHA-256 keep it apart from others.
+    whenever the name had to change, or holds an upper-case letter (``GPT-4o`` and ``gpt-4o`` would
+    be one file on macOS), 8 hex digits of the text's SHA-256 keep it apart from others; ``""``
+    becomes ``item-<hash>``.
     """
     slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-. ")[:limit].rstrip("-. ")
-    if slug == text and slug.split(".")[0].lower() not in _RESERVED:
+    plain = slug == text and slug == slug.lower()
+    if slug and plain and slug.split(".")[0] not in _RESERVED:
         return slug
     return f"{slug or 'item'}-{hashlib.sha256(text.encode('utf-8', 'surrogatepass')).hexdigest()[:8]}"
 

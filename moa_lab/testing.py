@@ -51,6 +51,7 @@ FAULT_MODES: dict[str, str] = {
     "reasoning-field": "the answer, with the thinking apart in reasoning_content",
     "think-inline": "the answer after <think>...</think> at the start of content",
     "truncated": "the answer cut off at the token cap (finish_reason length)",
+    "truncated-max-tokens": "the answer cut off, finish_reason max_tokens (Anthropic's, via a gateway)",
     "usage-partial": 'usage with only "total_tokens"',
     "usage-null": "usage whose counts are null",
     "surrogate": "an answer holding a lone UTF-16 surrogate (\\ud83d) in its JSON",
@@ -68,9 +69,10 @@ class FakeLLM(ChatServer):
     ``delay``: seconds each call takes (one number, or per model) before its first token. ``faults``:
     per model, a queue of statuses or fault modes (``FAULT_MODES``) to answer with before answering
     normally (``{"m": [500, "html"]}``). ``broken``: per model, a status or fault mode it always
-    answers with. Words are written ``token_seconds`` apart: a request with ``"stream": true`` gets
-    them as server-sent events as they are written (usage in the last event when
-    ``stream_options.include_usage``), any other the whole answer once all are written.
+    answers with; a status goes out with ``Retry-After: retry_after`` (a number, or the header's
+    text as is) when one is given. Words are written ``token_seconds`` apart: a request with
+    ``"stream": true`` gets them as server-sent events as they are written (usage in the last event
+    when ``stream_options.include_usage``), any other the whole answer once all are written.
     """
 
     def __init__(
@@ -79,7 +81,7 @@ class FakeLLM(ChatServer):
         delay: float | dict[str, float] = 0.0,
         faults: dict[str, Iterable[int | str]] | None = None,
         broken: dict[str, int | str] | None = None,
-        retry_after: float | None = None,
+        retry_after: float | str | None = None,
         hang_seconds: float = 30.0,
         drip_seconds: float = 1.0,
         token_seconds: float = 0.0,
@@ -239,6 +241,7 @@ _FAULTS: dict[str, Callable[[FakeLLM, dict[str, Any], str], Any]] = {
         a, content=f"<think>\nA is longer but B is correct.\n</think>\n\n{t}"
     ),
     "truncated": lambda s, a, t: _finish(a, "length", content=t[: max(len(t) // 2, 1)]),
+    "truncated-max-tokens": lambda s, a, t: _finish(a, "max_tokens", content=t[: max(len(t) // 2, 1)]),
     "usage-partial": lambda s, a, t: {**a, "usage": {"total_tokens": a["usage"]["total_tokens"]}},
     "usage-null": lambda s, a, t: {
         **a,

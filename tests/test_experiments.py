@@ -186,6 +186,25 @@ def test_scoring_a_qa_dataset_counts_correct_answers(tmp_path):
     )
 
 
+def test_a_game24_experiment_is_scored_by_the_checker(tmp_path):
+    from moa_lab.experiments.game24 import COT_PROMPT, STANDARD_PROMPT
+    from moa_lab.testing import game24_oracle
+
+    def io(body):  # an IO answer that never uses the right numbers
+        return completion(body["model"], "Answer: 4 * 6 = 24", prompt_tokens=10, completion_tokens=5)
+
+    puzzles = load_dataset("game24", limit=3)
+    with ChatServer(game24_oracle) as oracle, ChatServer(io) as wrong:
+        cot = Candidate.single(Agent(model="oracle", base_url=oracle.url))
+        cot = Candidate("cot", cot.config, alone=0, prompt_template=COT_PROMPT)
+        naive = Candidate.single(Agent(model="io", base_url=wrong.url))
+        naive = Candidate("io", naive.config, alone=0, prompt_template=STANDARD_PROMPT)
+        table = _run([cot, naive], puzzles, tmp_path).table()
+    # Scored by the checker, though a puzzle has no single answer to match.
+    assert table.loc["cot", "accuracy"] == 1.0 and table.loc["io", "accuracy"] == 0.0
+    assert table.loc["cot", "no_answer"] == 0
+
+
 def _judge_server(prefer):
     """A judge on loopback that answers with ``prefer(response_a, response_b)``."""
 
@@ -522,8 +541,12 @@ def test_single_models_of_one_model_are_labelled_with_their_settings(tmp_path):
         base = MoAConfig(proposers=agents, aggregator=agents[0])
         result = _run(singles(base), _qa(tmp_path, count=2), tmp_path)
     assert [c.name for c in result.candidates] == ["qwen", "qwen#1"]
-    labels = " ".join(pareto_figure(result, x="tokens").data[-1].text)
-    assert "T0.5 seed 1 ≤128" in labels and "T1.0 seed 3 ≤128" in labels
+    table = result.table()
+    assert list(table["sampling"]) == ["T0.5 seed 1 ≤128", "T1.0 seed 3 ≤128"]
+    assert list(table["model"]) == ["qwen", "qwen"]
+    for source in (result, table):  # the figures tell them apart from the table alone too
+        labels = " ".join(pareto_figure(source, x="tokens").data[-1].text)
+        assert "T0.5 seed 1 ≤128" in labels and "T1.0 seed 3 ≤128" in labels
     bars = bars_figure(result).data[0]
     assert list(bars.y) == ["qwen · T0.5 seed 1 ≤128", "qwen#1 · T1.0 seed 3 ≤128"]
     assert "qwen T1.0 seed 3 ≤128" in bars.hovertext[1]

@@ -12,6 +12,8 @@ import itertools
 import json
 import os
 import re
+import socket
+import socketserver
 import subprocess
 import sys
 import threading
@@ -195,6 +197,10 @@ class FakeLlama:
 
     tokens = 3
     """Tokens each call generates (10 ms apart); the reply counts 3 whatever it is."""
+    filler = ""
+    """The text of each token after the first two, whose text is ``seed`` and `` ``; the answer is
+    that text and the seed, which is left for the whole answer to give (as a real model leaves text
+    that may start a stop string)."""
 
     def __init__(self, delay: float = 0.0, chat_format=None):
         self.delay = delay
@@ -221,14 +227,15 @@ class FakeLlama:
             if "too long" in messages[-1]["content"]:
                 raise ValueError("Requested tokens (9000) exceed context window of 8192")
             time.sleep(self.delay)
-            for _ in range(self.tokens):
+            for number in range(self.tokens):
                 time.sleep(0.01)
-                self.on_token()
+                self.on_token(("seed", " ")[number] if number < 2 else self.filler)
+            content = f"seed {self.filler * (self.tokens - 2)}{options['seed']}"
             return {
                 "model": "ignored",
                 "choices": [
                     {
-                        "message": {"role": "assistant", "content": f"seed {options['seed']}"},
+                        "message": {"role": "assistant", "content": content},
                         "finish_reason": "length",
                     }
                 ],
@@ -464,6 +471,142 @@ def test_timings_reach_the_openai_client(fake_gguf):
     assert raw.parse().choices[0].message.content == "seed 3"
 
 
+def _stream(url: str, content: str = "hi", **params) -> tuple[list, dict]:
+    """One streamed chat request over a raw socket: (the events' data, the headers)."""
+    body = json.dumps(
+        {"model": "tiny", "messages": [{"role": "user", "content": content}], "stream": True, **params}
+    ).encode()
+    port = int(url.split(":")[-1].split("/")[0])
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as connection:
+        connection.sendall(
+            b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            + f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode()
+            + body
+        )
+        raw = b""
+        while data := connection.recv(65536):
+            raw += data
+    head, _, chunked = raw.partition(b"\r\n\r\n")
+    lines = head.decode().split("\r\n")
+    assert lines[0] == "HTTP/1.1 200 OK", lines[0]
+    headers = dict(line.split(": ", 1) for line in lines[1:])
+    payload = b""
+    while True:
+        size, _, chunked = chunked.partition(b"\r\n")
+        if int(size, 16) == 0:
+            break
+        payload, chunked = payload + chunked[: int(size, 16)], chunked[int(size, 16) + 2 :]
+    events = [e.removeprefix("data: ") for e in payload.decode().split("\n\n") if e]
+    return [e if e == "[DONE]" else json.loads(e) for e in events], headers
+
+
+def test_a_streamed_call_is_openai_events_with_the_same_answer_and_timings(fake_gguf, monkeypatch):
+    path, loaded = fake_gguf
+    url = local.resolve(f"local:{path}")
+    whole, *_ = _post(url, seed=4)
+    writes: list[bytes] = []
+    write = socketserver._SocketWriter.write
+    monkeypatch.setattr(
+        socketserver._SocketWriter,
+        "write",
+        lambda self, data: writes.append(bytes(data)) or write(self, data),
+    )
+    events, headers = _stream(url, seed=4, stream_options={"include_usage": True})
+    assert headers["Content-Type"] == "text/event-stream"
+    # The headers, the role and the first text leave in one write (no Nagle stall between them).
+    assert writes[0].startswith(b"HTTP/1.1 200 OK\r\n")
+    assert b'"role": "assistant"' in writes[0] and b'"content": "seed"' in writes[0]
+    assert events[-1] == "[DONE]"
+    chunks = events[:-1]
+    assert all(c["object"] == "chat.completion.chunk" and c["model"] == "tiny-chat" for c in chunks)
+    assert len({c["id"] for c in chunks}) == 1
+    deltas = [c["choices"][0]["delta"] for c in chunks if c["choices"]]
+    assert deltas[0] == {"role": "assistant", "content": ""}
+    # Text as llama.cpp makes it, the rest from the whole answer, then the finish reason alone.
+    assert [d.get("content") for d in deltas[1:]] == ["seed", " ", "4", None]
+    finish, usage = chunks[-2], chunks[-1]
+    assert finish["choices"][0]["finish_reason"] == "length"
+    assert finish["timings"]["predicted_n"] == 3 and finish["timings"]["prompt_ms"] >= 200
+    assert usage["choices"] == [] and usage["usage"] == whole["usage"]
+    assert "".join(d.get("content") or "" for d in deltas) == whole["choices"][0]["message"]["content"]
+    assert float(headers[local.SERVED_AT_HEADER]) > 0
+    events, _ = _stream(url, seed=4)
+    assert all(e == "[DONE]" or e["choices"] for e in events), "usage only when asked for"
+    assert loaded[0].threads == {loaded[0].loaded_on}
+
+
+def test_local_calls_stream_through_a_run_and_record_their_time_to_first_token(fake_gguf):
+    path, _ = fake_gguf
+    agents = [_local_agent(path, seed=s) for s in (1, 2)]
+    trace = _run(MoAConfig(proposers=agents, aggregator=_local_agent(path, seed=7), layers=2))
+    for call in trace.records():
+        assert call.warnings == (), call.warnings  # no refused stream asked again whole
+        assert 0.2 <= call.ttft < call.latency  # the fake's delay before its first token
+        assert call.timings["predicted_n"] == 3 and call.timings["queued_ms"] >= 0
+        assert call.served_at is not None
+    assert trace.final == "seed 7"
+
+
+def test_a_client_that_hangs_up_stops_the_generation(fake_gguf, monkeypatch):
+    path, loaded = fake_gguf
+    monkeypatch.setattr(FakeLlama, "tokens", 1000)  # 10 s of generation
+    monkeypatch.setattr(FakeLlama, "filler", ".")  # a piece of text each token
+    url = local.resolve(f"local:{path}")
+    port = int(url.split(":")[-1].split("/")[0])
+    body = json.dumps({"model": "tiny", "messages": [{"role": "user", "content": "hi"}], "stream": True})
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as connection:
+        connection.sendall(
+            f"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: {len(body)}\r\n\r\n"
+            f"{body}".encode()
+        )
+        assert b"data: " in connection.recv(65536)
+    hung_up = time.time()
+    monkeypatch.setattr(FakeLlama, "tokens", 3)
+    started = time.perf_counter()
+    answer, *_ = _post(url, seed=9, timeout=5)  # served next: the model is free again at once
+    assert answer["choices"][0]["message"]["content"] == "seed .9"
+    assert loaded[0].intervals[0][1] - hung_up < 1.0
+    assert time.perf_counter() - started < 10.0
+
+
+def test_models_load_one_at_a_time(monkeypatch, tmp_path):
+    """llama-cpp-python swaps stdout and stderr for /dev/null while it loads; two loads at once
+    (local-mix loads three models on three threads) left the process printing nothing."""
+    from moa_lab.local import _llama
+
+    inside, most = [0], [0]
+
+    class Loading:
+        def __init__(self, **options):
+            inside[0] += 1
+            most[0] = max(most[0], inside[0])
+            time.sleep(0.1)
+            inside[0] -= 1
+
+    monkeypatch.setattr(_llama, "_serving_llama", lambda: Loading)
+    with ThreadPoolExecutor(max_workers=3) as threads:
+        list(threads.map(lambda n: _llama.load_llama(tmp_path / f"{n}.gguf"), range(3)))
+    assert most[0] == 1
+
+
+def test_the_streamed_text_is_always_a_prefix_of_the_answer():
+    """Bytes split inside a character and text that may start a stop string wait for the next
+    tokens; a stop string ends the stream where llama-cpp-python ends the answer."""
+    from moa_lab.local._llama import _AnswerText
+
+    answer = "Café ☕ ok <|end|> never".encode()
+    for cut in range(1, 6):
+        tokens = [answer[i : i + cut] for i in range(0, len(answer), cut)]
+        text = _AnswerText(("<|end|>",))
+        pieces = [text.add(token) for token in tokens]
+        assert "".join(pieces) == "Café ☕ ok "
+        streamed = ""
+        for piece, end in zip(pieces, itertools.accumulate(tokens), strict=True):
+            streamed += piece
+            assert end.decode("utf-8", errors="ignore").startswith(streamed)
+    assert _AnswerText(()).add("Café".encode()[:4]) == "Caf"
+
+
 def test_a_model_that_cannot_load_is_one_clear_error_not_retried(fake_gguf, monkeypatch):
     path, _ = fake_gguf
     attempts = []
@@ -520,6 +663,27 @@ def test_local_preset_is_self_moa_lite_on_the_local_model_at_no_cost(fake_gguf, 
     assert len(loaded[0].calls) == 4
 
 
+def test_local_mix_mixes_three_packaged_models_with_the_papers_prompt(fake_gguf, tmp_path, monkeypatch):
+    _, loaded = fake_gguf
+    files = {}
+    for name in local.MODELS:  # each packaged model's GGUF stands in a file of its own
+        files[name] = tmp_path / f"{local.MODELS[name].served_name}.gguf"
+        files[name].write_bytes(b"GGUF")
+    monkeypatch.setattr(_server, "gguf_path", lambda base_url: files[base_url.partition(":")[2]])
+    monkeypatch.setenv(local.GGUF_ENV, "/elsewhere/ignored.gguf")  # names models: not redirected
+    trace = _run("local-mix")
+    assert trace.status == "complete" and trace.totals().cost == 0
+    proposers = [trace[n] for n in trace.calls(1)]
+    assert [p.base_url for p in proposers] == [f"local:{name}" for name, *_ in local.MIX_PROPOSERS]
+    assert len({p.served_model for p in proposers}) == 3
+    assert len({p.params["seed"] for p in proposers}) == 3
+    aggregator = trace[trace.aggregator()]
+    assert aggregator.served_model == local.DEFAULT_MODEL.served_name
+    assert aggregator.messages[0]["content"].startswith(moa_lab.AGGREGATE_AND_SYNTHESIZE.split("{")[0])
+    assert len(loaded) == 3, "one loaded model per packaged model"
+    assert {fake.chat_format for fake in loaded} == {None, "gemma"}
+
+
 def _command(*argv: str) -> int:
     return main(["local-model", *argv])
 
@@ -544,7 +708,8 @@ def test_local_model_check_loads_and_answers(fake_gguf, capsys):
     path, loaded = fake_gguf
     assert _command("--gguf", str(path), "--check") == 0
     assert len(loaded) == 1 and loaded[0].closed_on == loaded[0].loaded_on
-    assert re.search(r"tiny-chat.gguf loads \(0.1 s\) and answers \(3 tokens", capsys.readouterr().err)
+    said = capsys.readouterr().err
+    assert re.search(r"tiny-chat.gguf loads \(\d+\.\d s\) and answers \(3 tokens", said)
 
 
 # -- shipped traces and the real model ---------------------------------------------------------
@@ -636,3 +801,57 @@ def test_every_packaged_model_answers_by_name(name):
         _server.stop_servers()
     assert body["model"] == local.MODELS[name].served_name
     assert body["timings"]["predicted_n"] > 0 and body["timings"]["load_ms"] > 0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["qwen2.5-coder-0.5b", "gemma-3-270m"])
+def test_a_real_model_streams_the_answer_it_gives_whole(name):
+    url = local.resolve(f"local:{name}")
+    question = "Write two sentences about why the sky is blue."
+    params = {"temperature": 0.8, "max_tokens": 64, "seed": 3}
+    try:
+        whole, *_ = _post(url, question, timeout=300, **params)
+        events, headers = _stream(url, question, stream_options={"include_usage": True}, **params)
+    finally:
+        _server.stop_servers()
+    deltas = [e["choices"][0]["delta"] for e in events[:-1] if e["choices"]]
+    texts = [d["content"] for d in deltas[1:] if d.get("content")]
+    assert len(texts) > 10, "the answer came in pieces as it was written"
+    assert "".join(texts) == whole["choices"][0]["message"]["content"]
+    assert events[-2]["usage"] == whole["usage"]
+    finish = events[-3]
+    assert finish["choices"][0]["finish_reason"] == whole["choices"][0]["finish_reason"]
+    assert finish["timings"]["predicted_n"] == whole["usage"]["completion_tokens"]
+    assert float(headers[local.SERVED_AT_HEADER]) > 0
+
+
+@pytest.mark.slow
+def test_local_mix_answers_offline_with_three_different_models_through_the_cli(tmp_path):
+    trace_path = tmp_path / "mix.json"
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from moa_lab.cli import main; sys.exit(main(sys.argv[1:]))",
+            "run",
+            "What is 12 + 30? Answer with the number.",
+            "--preset",
+            "local-mix",
+            "--trace-out",
+            str(trace_path),
+            "--no-cache",
+            "--stream",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert done.returncode == 0, done.stderr
+    trace = Trace.load(trace_path)
+    assert trace.status == "complete" and done.stdout.strip() == trace.final.strip()
+    served = {trace[n].served_model for n in trace.calls(1)}
+    assert served == {model.served_name for model in local.MODELS.values()}
+    for node in trace.calls():
+        call = trace[node]
+        assert call.error is None and call.response and call.ttft is not None, node
+        assert call.warnings == () or all("stream" not in w for w in call.warnings)

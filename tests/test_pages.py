@@ -19,6 +19,7 @@ from moa_lab import Agent, AggregatorTemplate, DebateConfig, ToTConfig, Trace, T
 from moa_lab._analysis import REUSE_MEASURES
 from moa_lab.testing import ChatServer, FakeLLM, completion, fake_config, game24_oracle
 from moa_lab.views import _browser, _export_data
+from moa_lab.views._graph import KEY
 from moa_lab.views._html import call_rows
 from moa_lab.views._key import graph_key_html
 from moa_lab.views._steps import answer_call, depth_title
@@ -315,6 +316,17 @@ def test_the_graph_key_is_read_off_the_figure_and_every_root_ignores_math(replay
     assert "6 answers this replay reused" in key and "0 cache hits" in key
     for page in (key, views.call_html(replay, "L3.0"), views.layer_html(replay, 1)):
         assert _ignores_math(page)
+
+
+def test_where_the_key_is_shown_the_legend_does_not_repeat_it(replayed):
+    _, replay = replayed
+    legend_key = [d for d in views.layer_graph(replay).data if d.legendgroup == KEY]
+    assert [d.name.split(":")[0] for d in legend_key] == ["size", "edge width"]  # the figure alone
+    explorer = views.TraceExplorer(replay)
+    shown = {d.name.split(":")[0] for d in explorer.figure.data if d.showlegend is not False}
+    assert "edge width" not in shown and "<b>edge width</b>" in explorer.key.value
+    # every answer wrote as many tokens: the key has no sizes to show, so the legend keeps its entry
+    assert "size" in shown and "<b>node size</b>" not in explorer.key.value
 
 
 # -- the export ---------------------------------------------------------------------------------

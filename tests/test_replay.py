@@ -3,6 +3,7 @@ and the PromptLab widget driven without a kernel."""
 
 from __future__ import annotations
 
+import html
 import json
 
 import pytest
@@ -418,7 +419,12 @@ def test_prompt_lab_runs_an_aggregator_template_for_one_call(fake, three_layers,
     lab.run_button.click()
     assert [r.model for r in fake.chat_requests()] == ["omega"]
     (attempt,) = lab.attempts
-    assert attempt.recomputed == ["L3.0"] and attempt.summary == "aggregator template"
+    assert attempt.recomputed == ["L3.0"]
+    assert attempt.summary == (
+        f"replay of {three_layers.run_id}: aggregator template "
+        "'Answer in one line, using these answers: {references}'"
+    )
+    assert html.escape(attempt.summary) in lab.history.value  # what the attempt is, in the history
     assert attempt.trace.path == tmp_path / "attempts" / f"{three_layers.run_id}-attempt-1.json"
     assert Trace.load(attempt.trace.path).final == attempt.trace.final
     assert "after · " + attempt.trace.run_id in lab.answers.value
@@ -446,7 +452,10 @@ def test_prompt_lab_edits_one_calls_messages_and_keeps_a_history(fake, three_lay
     lab.system.value = three_layers.config["aggregator_template"]  # back as it was: no edit
     lab.template.value = "<b>bold</b> {references}"
     second = lab.run()
-    assert [a.number for a in lab.attempts] == [1, 2] and second.summary == "aggregator template"
+    assert [a.number for a in lab.attempts] == [1, 2] and second.summary == (
+        f"replay of {three_layers.run_id}: aggregator template '<b>bold</b> {{references}}'"
+    )
+    assert "&lt;b&gt;bold&lt;/b&gt;" in lab.history.value
     lab.show(1)
     assert first.trace.run_id in lab.answers.value
     assert len(list(tmp_path.glob("*-attempt-*.json"))) == 2

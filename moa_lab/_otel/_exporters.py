@@ -60,15 +60,25 @@ class JsonLines(SpanExporter):
             self.owned = True
         else:
             self.file, self.owned = out, False
+        #: Why a write failed (a full disk), for the one error line; None while all went well.
+        self.error: str | None = None
 
     def export(self, spans: Iterable[ReadableSpan]) -> SpanExportResult:
-        """Append the spans, one per line."""
-        for span in spans:
-            self.file.write(span.to_json(indent=None) + "\n")
-        self.file.flush()
+        """Append the spans, one per line; a write that fails is a failed export, not a traceback
+        the SDK would log."""
+        try:
+            for span in spans:
+                self.file.write(span.to_json(indent=None) + "\n")
+            self.file.flush()
+        except OSError as exc:
+            self.error = exc.strerror or str(exc)
+            return SpanExportResult.FAILURE
         return SpanExportResult.SUCCESS
 
     def shutdown(self) -> None:
         """Close the file if this exporter opened it."""
         if self.owned:
-            self.file.close()
+            try:
+                self.file.close()
+            except OSError as exc:  # the last buffered bytes did not fit
+                self.error = self.error or exc.strerror or str(exc)

@@ -145,11 +145,12 @@ def send(
         flushed = provider.force_flush(timeout_millis=int((timeout + 5) * 1000))
     finally:
         provider.shutdown()
-    if not flushed or checked.failed or checked.exported < spans:
+    written = getattr(exporter, "error", None)  # JsonLines: why the file could not be written
+    if not flushed or checked.failed or checked.exported < spans or written:
         listening = "; is an OTLP/HTTP receiver (Phoenix, a collector) listening there?"
         raise MoaLabError(
             f"could not export the trace's spans to {destination} ({checked.exported} of {spans} "
-            f"accepted){listening if endpoint else ''}"
+            f"accepted{': ' + written if written else ''}){listening if endpoint else ''}"
         )
     return OtelExport(
         trace_id=otel.format_trace_id(_trace_id(trace.run_id)),

@@ -13,7 +13,6 @@ as in the paper's code, so the imported GPT-4 logs and our own searches read the
 from __future__ import annotations
 
 from moa_lab._tot.generic import VOTE_PROMPT, vote_prompt, votes_of
-from moa_lab.experiments.game24 import check
 
 __all__ = [
     "COT_PROMPT",
@@ -230,4 +229,7 @@ class Game24:
 
     def judge(self, x: str, y: str) -> bool:
         """Whether a final state is a correct answer (the paper's checker)."""
+        # Imported here: moa_lab.experiments.game24 re-exports this module's IO and CoT prompts.
+        from moa_lab.experiments.game24 import check
+
         return check(x, y)

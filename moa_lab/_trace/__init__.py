@@ -20,7 +20,7 @@ cost per call that does not grow with the run; ``Trace.load`` reads both.
 
 from __future__ import annotations
 
-from moa_lab._trace.call import CALL_FIELDS, Call, Usage, node_id
+from moa_lab._trace.call import CALL_FIELDS, Call, Usage, cut_off, node_id
 from moa_lab._trace.files import (
     SCHEMA,
     SCHEMA_VERSION,
@@ -45,6 +45,7 @@ __all__ = [
     "Totals",
     "Trace",
     "Usage",
+    "cut_off",
     "default_trace_path",
     "describe_os_error",
     "new_graph",

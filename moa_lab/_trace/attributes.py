@@ -102,7 +102,14 @@ def check_attributes(attrs: Mapping[str, Any], *, source: str) -> None:
             continue
         if not check(attrs[name]):
             raise field_error(where, name, expected + (" or null" if optional else ""), attrs[name])
-    layers = attrs["config"].get("layers")
+    config = attrs["config"]
+    strategy = config.get("strategy")
+    if strategy is not None and not isinstance(strategy, str):
+        raise field_error(where, "config.strategy", "a strategy's name (a string) or null", strategy)
+    for name in ("proposers", "agents"):  # what the views count and replay rebuilds agents from
+        if config.get(name) is not None and not isinstance(config[name], list):
+            raise field_error(where, f"config.{name}", "a list", config[name])
+    layers = config.get("layers")
     if not isinstance(layers, int) or isinstance(layers, bool) or not 1 <= layers <= MAX_LAYERS:
         raise field_error(where, "config.layers", f"a whole number from 1 to {MAX_LAYERS}", layers)
 

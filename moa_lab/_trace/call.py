@@ -8,13 +8,40 @@ and the field instead of a traceback later.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
 from moa_lab._errors import TraceError
 
-__all__ = ["CALL_FIELDS", "Call", "Usage", "field_error", "node_id"]
+__all__ = ["CALL_FIELDS", "Call", "Usage", "cut_off", "field_error", "node_id", "sampling_text"]
+
+#: What endpoints name an answer stopped by its token cap, in lower case with only letters kept:
+#: OpenAI's ``length``, Anthropic's and Bedrock's ``max_tokens``, Gemini's and Cohere's
+#: ``MAX_TOKENS``, Mistral's ``model_length``, OpenAI Responses' ``max_output_tokens``, Llama
+#: Stack's ``out_of_tokens``, watsonx's ``token_limit``, Anthropic's context window.
+_CUT_OFF = frozenset(
+    {
+        "length",
+        "maxlength",
+        "maxtokens",
+        "maxtokensreached",
+        "maxoutputtokens",
+        "modellength",
+        "outoftokens",
+        "tokenlimit",
+        "modelcontextwindowexceeded",
+    }
+)
+
+
+def cut_off(finish_reason: str | None) -> bool:
+    """True when a finish reason, in any gateway's words, says the token cap stopped the answer."""
+    if not isinstance(finish_reason, str):
+        return False
+    key = re.sub("[^a-z]", "", finish_reason.lower())
+    return key.removeprefix("finishreason") in _CUT_OFF
 
 
 def node_id(layer: int, index: int) -> str:
@@ -57,6 +84,18 @@ def _check(where: str, name: str, value: Any, kind: str, *, optional: bool = Fal
         "dollars": "a number of dollars >= 0",
     }[kind]
     raise field_error(where, name, expected + (" or null" if optional else ""), value)
+
+
+def sampling_text(params: Mapping[str, Any]) -> str:
+    """Sampling parameters in a few characters, as every view shows them: ``T0.7 seed 1 ≤128``
+    (temperature, top_p when set, seed, max_tokens); ``""`` if none is set."""
+    parts = []
+    for key, show in (("temperature", "T{}"), ("top_p", "top-p {}"), ("seed", "seed {}")):
+        if params.get(key) is not None:
+            parts.append(show.format(params[key]))
+    if params.get("max_tokens") is not None:
+        parts.append(f"≤{params['max_tokens']}")
+    return " ".join(parts)
 
 
 @dataclass(frozen=True)
@@ -205,14 +244,7 @@ class Call:
     def sampling(self) -> str:
         """The settings that tell apart agents of one model, in a few characters:
         ``T0.7 seed 1 ≤128`` (temperature, seed, max_tokens, and top_p when set); ``""`` if none."""
-        params = self.params or {}
-        parts = []
-        for key, show in (("temperature", "T{}"), ("top_p", "top-p {}"), ("seed", "seed {}")):
-            if params.get(key) is not None:
-                parts.append(show.format(params[key]))
-        if params.get("max_tokens") is not None:
-            parts.append(f"≤{params['max_tokens']}")
-        return " ".join(parts)
+        return sampling_text(self.params or {})
 
     @property
     def token_rate(self) -> float | None:
@@ -226,8 +258,9 @@ class Call:
 
     @property
     def truncated(self) -> bool:
-        """True when the answer was cut off by the token cap (``finish_reason`` is ``length``)."""
-        return self.finish_reason == "length"
+        """True when the answer was cut off by the token cap (``finish_reason`` is ``length``, or
+        another endpoint's word for it: ``cut_off``)."""
+        return cut_off(self.finish_reason)
 
     @property
     def reused(self) -> bool:

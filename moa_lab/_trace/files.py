@@ -65,8 +65,12 @@ def default_trace_path(prompt: str, run_id: str, *, kind: str = "", when: float 
     readable names) and the run id makes the name unique, even for runs started the same second.
     """
     stamp = datetime.fromtimestamp(when or time.time()).strftime("%Y%m%d-%H%M%S")
-    words = re.sub(r"[\W_]+", "-", unicodedata.normalize("NFC", prompt).lower())
-    slug = words.strip("-")[:40].rstrip("-") or "run"
+    # Letters, digits and marks (the vowel signs of Devanagari, Thai, Arabic...) of any script.
+    kept = "".join(
+        ch if unicodedata.category(ch)[0] in "LMN" else "-"
+        for ch in unicodedata.normalize("NFC", prompt[:400]).lower()
+    )
+    slug = re.sub(r"-+", "-", kept).strip("-")[:40].rstrip("-") or "run"
     parts = [stamp, slug, *([kind] if kind else []), run_id]
     return Path(os.environ.get(TRACE_DIR_ENV, "traces")) / f"{'-'.join(parts)}.json"
 
@@ -222,10 +226,23 @@ def write_atomically(path: Path, text: str) -> None:
 
 
 def create_exclusively(path: Path, text: str) -> None:
-    """Create ``path`` holding ``text``; ``FileExistsError`` if anything (a file, a symlink) is there."""
+    """Create ``path`` holding ``text``; ``FileExistsError`` if anything (a file, a symlink) is there.
+
+    A file it created but could not fill (a full disk) is removed again, never left empty; only that
+    very file (same device and inode), so nothing someone put there since is touched.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "x", encoding="utf-8") as out:
-        out.write(text)
+    out = open(path, "x", encoding="utf-8")
+    made = os.fstat(out.fileno())
+    try:
+        with out:
+            out.write(text)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            now = os.lstat(path)
+            if (now.st_dev, now.st_ino) == (made.st_dev, made.st_ino):
+                os.unlink(path)
+        raise
 
 
 def describe_os_error(exc: OSError, path: Path) -> str:
@@ -252,9 +269,28 @@ def read_trace_file(path: Path) -> dict[str, Any]:
         raise TraceError(f"{path}: no such trace file")
     try:
         text = path.read_text("utf-8")
-        return _from_journal(text) if text.startswith('{"journal"') else json.loads(text)
+        data = _from_journal(text) if text.startswith('{"journal"') else json.loads(text)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise TraceError(f"{path}: not a JSON trace ({exc})") from None
+    # A lone surrogate can only come from a ``\ud800`` escape; no terminal, page or file takes it.
+    return _without_surrogates(data) if _ESCAPED_SURROGATE.search(text) else data
+
+
+_ESCAPED_SURROGATE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def _without_surrogates(value: Any) -> Any:
+    """``value`` with every lone UTF-16 surrogate in its strings (keys too) replaced by U+FFFD."""
+    if isinstance(value, str):
+        return _SURROGATE.sub("\ufffd", value)
+    if isinstance(value, list):
+        return [_without_surrogates(v) for v in value]
+    if isinstance(value, dict):
+        return {_without_surrogates(k): _without_surrogates(v) for k, v in value.items()}
+    return value
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def _from_journal(text: str) -> dict[str, Any]:

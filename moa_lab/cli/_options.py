@@ -12,7 +12,7 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["CallOptions", "add_call_options", "call_options", "print_result"]
+__all__ = ["CallOptions", "add_call_options", "call_options", "print_result", "text_argument"]
 
 
 @dataclass(frozen=True)
@@ -69,7 +69,8 @@ def run_warnings(trace: Any) -> list[str]:
     if final is not None and final.truncated:
         cap = final.params.get("max_tokens", "its")
         warnings.append(
-            f"the answer was cut off at the token cap ({cap} tokens, finish_reason length); "
+            f"the answer was cut off at the token cap ({cap} tokens, finish_reason "
+            f"{final.finish_reason}); "
             "raise --max-tokens or the agent's max_tokens"
         )
     proposers = [c for c in trace.records() if c.role == "proposer"]
@@ -88,3 +89,18 @@ def run_warnings(trace: Any) -> list[str]:
     for call in trace.records():
         warnings += [f"{call.id}: {w}" for w in call.warnings]
     return warnings
+
+
+def text_argument(option: str, value: str) -> str:
+    """An argument that becomes text sent or recorded (a prompt, a model name), refused with one
+    line when the shell passed bytes that are not UTF-8 (Python holds them as lone surrogates,
+    which no trace, cache or terminal can store)."""
+    from moa_lab._errors import ConfigError
+
+    bad = next((i for i, ch in enumerate(value) if "\ud800" <= ch <= "\udfff"), None)
+    if bad is not None:
+        raise ConfigError(
+            f"{option}: the text is not valid UTF-8 at character {bad + 1}; pass it as UTF-8 "
+            "(check the terminal's encoding)"
+        )
+    return value

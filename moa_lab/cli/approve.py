@@ -19,14 +19,19 @@ def add_command(subparsers: Any) -> None:
             "hosts you have used it with or approved here. The record holds names only, never keys."
         ),
     )
-    command.add_argument("host", metavar="HOST", nargs="?", help="host[:port], e.g. api.example.com")
+    command.add_argument(
+        "host",
+        metavar="HOST",
+        nargs="?",
+        help="host[:port], e.g. api.example.com (https); http://HOST[:PORT] to let a key go in clear",
+    )
     command.add_argument("variable", metavar="VARIABLE", nargs="?", help="e.g. OPENAI_API_KEY")
     command.add_argument("--list", action="store_true", help="print the approved pairs")
     command.set_defaults(handler=_approve)
 
 
 def _approve(args: argparse.Namespace) -> int:
-    from moa_lab._approvals import KNOWN_PAIRS, approvals_file, approve, approved_pairs
+    from moa_lab._approvals import KNOWN_PAIRS, approvals_file, approve, approved_pairs, named_host
     from moa_lab._errors import ConfigError
 
     if args.list:
@@ -35,8 +40,7 @@ def _approve(args: argparse.Namespace) -> int:
         return 0
     if not args.host or not args.variable:
         raise ConfigError("give the host and the variable: moa-lab approve HOST VARIABLE")
-    approve([(args.host.lower(), args.variable)])
-    print(
-        f"approved: ${args.variable} may go to {args.host.lower()} ({approvals_file()})", file=sys.stderr
-    )
+    host = named_host(args.host)
+    approve([(host, args.variable)], strict=True)
+    print(f"approved: ${args.variable} may go to {host} ({approvals_file()})", file=sys.stderr)
     return 0

@@ -4,8 +4,9 @@ OpenInference spans, to Arize Phoenix or any OpenTelemetry backend, or to a JSON
 from __future__ import annotations
 
 import argparse
-import contextlib
+import io
 import sys
+from pathlib import Path
 from typing import Any
 
 __all__ = ["add_command"]
@@ -37,19 +38,24 @@ def add_command(subparsers: Any) -> None:
 
 def _export(args: argparse.Namespace) -> int:
     from moa_lab._errors import MoaLabError
-    from moa_lab._trace import Trace
+    from moa_lab._trace import Trace, describe_os_error
+    from moa_lab._trace.files import write_atomically
 
     traces = [Trace.load(path) for path in args.traces]  # all readable before anything is sent
-    with contextlib.ExitStack() as files:
-        out = None
-        if args.out:
-            try:
-                out = files.enter_context(open(args.out, "w", encoding="utf-8"))
-            except OSError as exc:
-                raise MoaLabError(f"cannot write the spans to {args.out}: {exc.strerror}") from None
-        for path, trace in zip(args.traces, traces, strict=True):
-            done = trace.to_otel(endpoint=args.endpoint, out=out, project=args.project)
-            print(f"{done.trace_id} {done.spans} spans ({done.calls} calls, {done.links} links) {path}")
+    # The spans of every trace are gathered first and the file is written whole or not at all: a
+    # full disk leaves neither an empty file nor half of one, and an existing file stays as it was.
+    out = io.StringIO() if args.out else None
+    for path, trace in zip(args.traces, traces, strict=True):
+        done = trace.to_otel(endpoint=args.endpoint, out=out, project=args.project)
+        print(f"{done.trace_id} {done.spans} spans ({done.calls} calls, {done.links} links) {path}")
+    if out is not None:
+        target = Path(args.out)
+        try:
+            write_atomically(target, out.getvalue())
+        except OSError as exc:
+            raise MoaLabError(
+                f"cannot write the spans to {args.out}: {describe_os_error(exc, target)}"
+            ) from None
     count = f"{len(traces)} traces" if len(traces) > 1 else "the trace"
-    print(f"exported {count} to {done.destination}", file=sys.stderr)
+    print(f"exported {count} to {args.out or done.destination}", file=sys.stderr)
     return 0

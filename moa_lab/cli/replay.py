@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from moa_lab.cli._options import add_call_options, call_options, print_result
+from moa_lab.cli._options import add_call_options, call_options, print_result, text_argument
 
 __all__ = ["add_command", "edits_from_args"]
 
@@ -84,7 +84,8 @@ def add_command(subparsers: Any) -> None:
         action="append",
         default=[],
         metavar="HOST",
-        help="send keys to this host for this replay although you have not approved it (repeatable)",
+        help="send keys to this host for this replay although you have not approved it (repeatable; "
+        "http://HOST[:PORT] for a plain-http endpoint)",
     )
     cmd.add_argument("--trace-out", metavar="PATH", help="where to write the new trace JSON")
     cmd.add_argument("--dry-run", action="store_true", help="print the plan only; send nothing")
@@ -100,6 +101,11 @@ def _read(option: str, path: str) -> str:
         return Path(path).read_text("utf-8")
     except OSError as exc:
         raise ConfigError(f"{option}: cannot read {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{option}: {path} is not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at "
+            f"{exc.start}); save it as UTF-8"
+        ) from None
 
 
 def _number(option: str, value: str, kind: type) -> Any:
@@ -129,15 +135,15 @@ def edits_from_args(args: argparse.Namespace) -> list[Any]:
     if args.proposer_prompt:
         edits.append(ProposerTemplate(_read("--proposer-prompt", args.proposer_prompt)))
     if args.prompt is not None:
-        edits.append(UserPrompt(args.prompt))
+        edits.append(UserPrompt(text_argument("--prompt", args.prompt)))
     edits += [NodeMessage(node, "system", _read("--system", path)) for node, path in args.system]
-    edits += [NodeMessage(node, "user", text) for node, text in args.user]
-    edits += [NodeParams(node, model=model) for node, model in args.model]
+    edits += [NodeMessage(node, "user", text_argument("--user", text)) for node, text in args.user]
+    edits += [NodeParams(node, model=text_argument("--model", m)) for node, m in args.model]
     edits += [NodeParams(n, temperature=_number("--temperature", t, float)) for n, t in args.temperature]
     edits += [NodeParams(n, max_tokens=_number("--max-tokens", m, int)) for n, m in args.max_tokens]
     for layer, model in args.add_proposer:
         where = None if layer == "all" else _number("--add-proposer", layer, int)
-        edits.append(AddProposer(model, layer=where))
+        edits.append(AddProposer(text_argument("--add-proposer", model), layer=where))
     edits += [RemoveProposer(node) for node in args.remove_proposer]
     return edits
 

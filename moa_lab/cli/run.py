@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import Any
 
-from moa_lab.cli._options import add_call_options, call_options, print_result
+from moa_lab.cli._options import add_call_options, call_options, print_result, text_argument
 
 __all__ = ["add_command"]
 
@@ -55,11 +55,13 @@ def _run(args: argparse.Namespace) -> int:
         config_file=args.config,
         base_url=args.base_url,
         api_key_env=args.api_key_env,
-        proposers=[m.strip() for m in args.proposers.split(",") if m.strip()]
+        proposers=[
+            m.strip() for m in text_argument("--proposers", args.proposers).split(",") if m.strip()
+        ]
         if args.proposers
         else None,
-        aggregator=args.aggregator,
-        model=args.model,
+        aggregator=args.aggregator and text_argument("--aggregator", args.aggregator),
+        model=args.model and text_argument("--model", args.model),
         layers=args.layers,
         temperature=args.temperature,
         max_tokens=args.max_tokens,

@@ -24,6 +24,7 @@ def add_command(subparsers: Any) -> None:
 def _view(args: argparse.Namespace) -> int:
     from moa_lab._errors import MoaLabError
     from moa_lab._trace import Trace
+    from moa_lab._trace.files import describe_os_error
 
     trace = Trace.load(args.trace)
     try:
@@ -42,7 +43,10 @@ def _view(args: argparse.Namespace) -> int:
                 "give another --html path"
             )
         out = source.with_name(f"{source.name}.view.html")  # t.html (a trace) -> t.html.view.html
-    out = export_html(trace, out)
+    try:
+        out = export_html(trace, out)
+    except OSError as exc:
+        raise MoaLabError(f"cannot write the page to {out}: {describe_os_error(exc, out)}") from None
     print(out)
     if args.open:
         webbrowser.open(out.resolve().as_uri())

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from moa_lab._errors import ConfigError
 from moa_lab._text import safe_file_name
+from moa_lab._trace.files import write_atomically
 
 if TYPE_CHECKING:
     from moa_lab.experiments._results import ExperimentResult
@@ -90,7 +91,8 @@ def export_alpaca_eval(
     """Write one model-outputs file per config (every config, or the ones named) into a directory.
 
     File names are the config names made safe on every OS (``llama3:8b-q4`` becomes
-    ``llama3-8b-q4-<hash>.json``); each ``AlpacaEvalFile`` says what was left out and why.
+    ``llama3-8b-q4-<hash>.json``; ``GPT-4o`` and ``gpt-4o`` stay two files where case is ignored);
+    each ``AlpacaEvalFile`` says what was left out and why.
     """
     target = Path(directory)
     target.mkdir(parents=True, exist_ok=True)
@@ -98,6 +100,6 @@ def export_alpaca_eval(
     for name in configs or [c.name for c in result.candidates]:
         records, failed, duplicates = _outputs(result, name)
         path = target / f"{safe_file_name(name)}.json"
-        path.write_text(json.dumps(records, indent=2, ensure_ascii=False) + "\n", "utf-8")
+        write_atomically(path, json.dumps(records, indent=2, ensure_ascii=False) + "\n")
         written.append(AlpacaEvalFile(name, path, len(records), failed, duplicates))
     return written

@@ -92,10 +92,14 @@ def summarize(
             "config": candidate.name,
             "layers": candidate.layers,
             "proposers": candidate.proposers,
+            # a single model's name and settings, so configs of one model can be told apart
+            "model": candidate.agent.model if candidate.agent is not None else "",
+            "sampling": candidate.agent.sampling if candidate.agent is not None else "",
             "items": len(mine),
             "failed": int((mine["status"] == "failed").sum()),
         }
-        if "answer" in mine and mine["answer"].notna().any():
+        # Scored: items with answers to match, or a dataset whose checker judged (Game of 24).
+        if any(column in mine and mine[column].notna().any() for column in ("answer", "correct")):
             scored = [float(bool(v)) for v in mine["correct"] if v is not None and v == v]
             record["no_answer"] = int(((mine["status"] != "failed") & mine["correct"].isna()).sum())
             record["accuracy"], record["accuracy_low"], record["accuracy_high"] = bootstrap_ci(

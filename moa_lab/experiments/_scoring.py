@@ -120,16 +120,20 @@ def parse_verdict(text: str | None) -> Verdict | None:
     if not text:
         return None
     stripped = text.strip()
-    patterns = [
+    stated = [
         r"^\W*([AB])\W*$",
         r"(?i)(?:verdict|better response|answer|winner)\s*(?:is|:)?\s*\W*\b([AB])\b",
-        r"\bResponse\s+([AB])\b",
-        r"^\W*([AB])\b",
+        r"\b([AB])\W*\s+(?:is|was)\s+(?:the\s+)?(?:better|superior|preferred)\b",
+        r"\b([AB])\W*\s+wins\b",
     ]
-    for pattern in patterns:
+    for pattern in stated:
         match = re.search(pattern, stripped)
         if match:
             return match.group(1).upper()  # type: ignore[return-value]
-    if re.search(r"(?i)\b(tie|equally good|both are equal)\b", stripped):
+    if re.search(r"(?i)\b(tie|equally good|equally helpful|both are equal)\b", stripped):
         return "tie"
-    return None
+    # No verdict stated: a reply that opens with a letter and names no other picks it; any other
+    # ("Response A is longer, but Response B ...") is unreadable, never scored by its first mention.
+    opening = re.match(r"\W*([AB])\b", stripped)
+    named = set(re.findall(r"\b([AB])\b", stripped))
+    return opening.group(1) if opening and len(named) == 1 else None  # type: ignore[return-value]

@@ -5,7 +5,7 @@
 - ``_worker``: one long-lived thread per model that loads it and runs all its llama.cpp calls.
 - ``_server``: serving a model on 127.0.0.1, so local calls go through the ``openai`` client like
   remote ones (``resolve`` starts a server on first use); each reply tells how it was served.
-- ``_preset``: the ``local`` preset.
+- ``_preset``: the ``local`` and ``local-mix`` presets.
 
 Invariant: nothing here runs at import time; the core reaches this package only when an agent's
 base_url is ``local`` (or ``local:<name or path>``) or the ``local`` preset is asked for.
@@ -26,7 +26,12 @@ from moa_lab.local._models import (
     model_name,
     named_model,
 )
-from moa_lab.local._preset import BRIEF_AGGREGATOR_TEMPLATE, local_preset
+from moa_lab.local._preset import (
+    BRIEF_AGGREGATOR_TEMPLATE,
+    MIX_PROPOSERS,
+    local_mix_preset,
+    local_preset,
+)
 from moa_lab.local._server import SERVED_AT_HEADER, LocalServer, resolve, sampling_options
 
 __all__ = [
@@ -34,6 +39,7 @@ __all__ = [
     "DEFAULT_MODEL",
     "GGUF_ENV",
     "LLAMA_ENV",
+    "MIX_PROPOSERS",
     "MODELS",
     "MODEL_DIR_ENV",
     "N_CTX",
@@ -43,6 +49,7 @@ __all__ = [
     "Part",
     "gguf_path",
     "load_llama",
+    "local_mix_preset",
     "local_preset",
     "model_dir",
     "model_name",

@@ -1,6 +1,7 @@
-"""The ``local`` preset: MoA-Lite on the embedded model, sized for a 2-core CPU.
+"""The local presets, sized for a 2-core CPU: ``local`` (MoA-Lite as Self-MoA on the embedded model)
+and ``local-mix`` (MoA-Lite mixing the three packaged models).
 
-Invariant: the preset names the GGUF in both base_url and model, so caches and traces of different
+Invariant: a preset names the GGUF in both base_url and model, so caches and traces of different
 GGUFs stay apart.
 """
 
@@ -10,9 +11,16 @@ import os
 
 from moa_lab._config import Agent, MoAConfig, Price
 from moa_lab._prompts import AGGREGATE_AND_SYNTHESIZE
-from moa_lab.local._models import GGUF_ENV, model_name
+from moa_lab.local._models import DEFAULT_MODEL, GGUF_ENV, model_name
 
-__all__ = ["AGGREGATOR_MAX_TOKENS", "BRIEF_AGGREGATOR_TEMPLATE", "PROPOSER_MAX_TOKENS", "local_preset"]
+__all__ = [
+    "AGGREGATOR_MAX_TOKENS",
+    "BRIEF_AGGREGATOR_TEMPLATE",
+    "MIX_PROPOSERS",
+    "PROPOSER_MAX_TOKENS",
+    "local_mix_preset",
+    "local_preset",
+]
 
 #: Completion caps of the ``local`` preset, chosen so a run takes about a minute on 2 cores.
 PROPOSER_MAX_TOKENS = 128
@@ -56,4 +64,49 @@ def local_preset() -> MoAConfig:
         timeout=900.0,
         max_retries=1,
         prices={model: Price(input=0, output=0)},
+    )
+
+
+#: The ``local-mix`` proposers: (packaged model, temperature, seed, max_tokens), strongest first.
+#: Measured alone on 8 arithmetic items (benchmarks/tune_local_mix.py --singles, docs/benchmarks.md):
+#: each Qwen scored best at the lower temperature tried (0.2; the models, not sampling, make the
+#: mixture diverse) and finished within 256 tokens (0 and 1 of 8 cut off); Gemma 3 270M, a base model,
+#: never stopped before any cap and never answered, so it is capped short, bounding its time and the
+#: noise it puts in the aggregator's prompt.
+MIX_PROPOSERS = (
+    ("qwen2.5-coder-1.5b", 0.2, 1, 256),
+    ("qwen2.5-coder-0.5b", 0.2, 2, 256),
+    ("gemma-3-270m", 0.2, 3, 64),
+)
+
+
+def local_mix_preset() -> MoAConfig:
+    """MoA-Lite mixing the three packaged models (two families, three sizes), the strongest (the
+    default model) aggregating with the paper's prompt; it ignores ``$MOA_LAB_GGUF``."""
+    proposers = [
+        Agent(
+            model=model_name(f"local:{name}"),
+            base_url=f"local:{name}",
+            temperature=temperature,
+            seed=seed,
+            max_tokens=max_tokens,
+        )
+        for name, temperature, seed, max_tokens in MIX_PROPOSERS
+    ]
+    strongest = f"local:{DEFAULT_MODEL.name}"
+    aggregator = Agent(
+        model=model_name(strongest),
+        base_url=strongest,
+        temperature=0.2,
+        seed=0,
+        max_tokens=AGGREGATOR_MAX_TOKENS,
+    )
+    return MoAConfig(
+        proposers=proposers,
+        aggregator=aggregator,
+        layers=2,
+        aggregator_template=AGGREGATE_AND_SYNTHESIZE,
+        timeout=900.0,
+        max_retries=1,
+        prices={agent.model: Price(input=0, output=0) for agent in [*proposers, aggregator]},
     )

@@ -22,6 +22,15 @@ call, for its load). ``timings`` holds, all durations in milliseconds:
 
 So a call's HTTP latency is about queued + load + prompt + predicted, plus the HTTP hop.
 
+A request with ``"stream": true`` is answered as OpenAI's server-sent events: once the first text
+exists (so a model that cannot load, or a prompt too long, is still an HTTP error status), the
+headers, a chunk with the assistant role and one with that text leave together; then a chunk per
+piece of text as llama.cpp makes it, a last chunk with the finish reason and the ``timings``, a
+usage chunk when ``stream_options.include_usage`` asks for one, and ``data: [DONE]``. The pieces are
+made on the model's worker thread and handed to the HTTP thread through a queue; the generation is
+the same call as a whole answer's, so the text streamed is the text a whole answer holds. A client
+that hangs up stops the generation at its next token.
+
 Invariants: a model is loaded by its first call and kept while the process lives; its load and all
 its calls run on one worker thread (``_worker``), one sequence at a time, while calls to other
 models (and remote calls) are not held up by it; each call computes what it would from an empty
@@ -32,16 +41,15 @@ the same whatever ran before it; one server per GGUF per process, stopped at exi
 from __future__ import annotations
 
 import atexit
-import sys
+import json
+import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
-from tqdm.auto import tqdm
-
-from moa_lab._backend import CALL_HEADER, PROGRESS_HEADER
 from moa_lab._errors import ConfigError
 from moa_lab._server import ChatServer, HTTPReply, Reply, completion
 from moa_lab.local._llama import check_llama, load_llama
@@ -67,8 +75,8 @@ _SAMPLING = {
     "min_p": 0.05,
     "repeat_penalty": 1.0,
 }
-#: Request fields that are not sampling parameters (``stream`` and ``n`` are checked on their own).
-_NOT_SAMPLING = {"model", "messages", "stream", "n", "user"}
+#: Request fields that are not sampling parameters (``n`` is checked on its own).
+_NOT_SAMPLING = {"model", "messages", "stream", "stream_options", "n", "user"}
 
 
 def sampling_options(body: dict[str, Any]) -> dict[str, Any]:
@@ -81,8 +89,8 @@ def sampling_options(body: dict[str, Any]) -> dict[str, Any]:
         raise HTTPReply(
             400, f"the local model does not take {unknown}; remove it from the agent's extra"
         )
-    if body.get("stream") or (body.get("n") or 1) != 1:
-        raise HTTPReply(400, "the local model answers one non-streamed choice per request")
+    if (body.get("n") or 1) != 1:
+        raise HTTPReply(400, "the local model answers one choice per request (n=1)")
     return {key: default if body.get(key) is None else body[key] for key, default in _SAMPLING.items()}
 
 
@@ -95,7 +103,6 @@ class LocalServer(ChatServer):
     def __init__(self, load: Callable[[], Any], name: str):
         super().__init__(self._answer, models=[name], record=False)
         self.name = name
-        self.calls = 0
         self._worker = ModelWorker(load, _close_model, name)
 
     @classmethod
@@ -111,53 +118,97 @@ class LocalServer(ChatServer):
 
     def _answer(self, body: dict[str, Any]) -> Reply:
         options = sampling_options(body)
-        show = {
-            "call": self.header(CALL_HEADER),
-            "progress": self.header(PROGRESS_HEADER) != "0",
-            "model": body.get("model", self.name),
-        }
+        stream = _Stream() if body.get("stream") else None
+        future = self._submit(lambda llm, wait: self._serve(llm, wait, body, options, stream))
+        if stream is None:
+            answer = _settled(future)
+            return Reply.json(answer, headers={SERVED_AT_HEADER: f"{answer.pop('served_at'):.6f}"})
+        future.add_done_callback(lambda _: stream.pieces.put(None))
+        first = stream.pieces.get()
+        if first is None:  # it ended before any text: an error is still an HTTP status
+            _settled(future)
+        usage = bool((body.get("stream_options") or {}).get("include_usage"))
+        return Reply(
+            self._events(stream, first or "", future, usage),
+            content_type="text/event-stream",
+            headers={SERVED_AT_HEADER: f"{stream.served_at:.6f}"},
+        )
+
+    def _submit(self, job: Callable[[Any, Wait], dict[str, Any]]) -> Future[dict[str, Any]]:
         try:
-            return self._worker.run(lambda llm, wait: self._serve(llm, wait, body, options, show))
-        except ConfigError as exc:  # the model could not be loaded: no retry can help
-            raise HTTPReply(400, str(exc)) from None
+            return self._worker.submit(job)
         except WorkerClosed as exc:
             raise HTTPReply(503, str(exc)) from None
 
-    def _serve(
-        self, llm: Any, wait: Wait, body: dict[str, Any], options: dict[str, Any], show: dict[str, Any]
-    ) -> Reply:
-        """One call on the worker thread: generate, and time each phase."""
-        served_at = time.time()
-        started = time.perf_counter()
-        self.calls += 1
-        label = f"local {show['call'] or f'#{self.calls}'} {show['model']} T={options['temperature']}"
-        if options["seed"] is not None:
-            label += f" seed={options['seed']}"
-        token_times: list[float] = []
-        with tqdm(
-            total=options["max_tokens"],
-            desc=label,
-            unit="tok",
-            file=sys.stderr,
-            leave=False,
-            disable=None if show["progress"] else True,
-        ) as bar:
-
-            def on_token() -> None:
-                if self._worker.closing.is_set():  # the process is exiting: stop generating
-                    raise WorkerClosed(f"the local model {self.name} is shutting down")
-                token_times.append(time.perf_counter())
-                bar.update(1)
-
-            llm.on_token = on_token
-            # No llm.reset(): the model starts each call as from an empty context itself, reusing
-            # only the prefill of a prompt equal to the last one (see _llama.ServingLlama).
+    def _events(
+        self, stream: _Stream, first: str, future: Future[dict[str, Any]], usage: bool
+    ) -> Iterator[bytes]:
+        """The server-sent events of a streamed answer, from its first piece of text to [DONE]."""
+        chunk = _Chunks(self.name)
+        given = first
+        try:
+            # The role and the first text leave with the headers, in one write.
+            yield chunk({"role": "assistant", "content": ""}) + (
+                chunk({"content": first}) if first else b""
+            )
+            while (piece := stream.pieces.get()) is not None:
+                given += piece
+                yield chunk({"content": piece})
             try:
-                result = llm.create_chat_completion(messages=body.get("messages") or [], **options)
-            except ValueError as exc:  # llama.cpp's word for a prompt longer than the context
-                raise HTTPReply(400, f"{self.name}: {exc}") from None
-            finally:
-                llm.on_token = None
+                answer = future.result()
+            except Exception:  # the model is shutting down: the stream ends unfinished
+                return
+            choice = answer["choices"][0]
+            text = choice["message"]["content"]
+            if not text.startswith(given):  # never expected: the pieces are the answer's prefix
+                yield _event(
+                    {"error": {"message": f"{self.name}: the stream diverged", "type": "server_error"}}
+                )
+                return
+            if text[len(given) :]:
+                yield chunk({"content": text[len(given) :]})
+            yield chunk({}, finish_reason=choice["finish_reason"], timings=answer["timings"])
+            if usage:
+                yield chunk(None, usage=answer["usage"])
+            yield b"data: [DONE]\n\n"
+        finally:
+            stream.cancelled.set()  # a client that hung up stops the generation
+
+    def _serve(
+        self,
+        llm: Any,
+        wait: Wait,
+        body: dict[str, Any],
+        options: dict[str, Any],
+        stream: _Stream | None,
+    ) -> dict[str, Any]:
+        """One call on the worker thread: generate (handing each piece of text to ``stream``), and
+        time each phase."""
+        served_at = time.time()
+        if stream is not None:
+            stream.served_at = served_at
+        started = time.perf_counter()
+        token_times: list[float] = []
+
+        def on_token(piece: str) -> None:
+            if self._worker.closing.is_set():  # the process is exiting: stop generating
+                raise WorkerClosed(f"the local model {self.name} is shutting down")
+            if stream is not None:
+                if stream.cancelled.is_set():
+                    raise WorkerClosed(f"the client of a call to {self.name} hung up")
+                if piece:
+                    stream.pieces.put(piece)
+            token_times.append(time.perf_counter())
+
+        llm.on_token = on_token
+        # No llm.reset(): the model starts each call as from an empty context itself, reusing
+        # only the prefill of a prompt equal to the last one (see _llama.ServingLlama).
+        try:
+            result = llm.create_chat_completion(messages=body.get("messages") or [], **options)
+        except ValueError as exc:  # llama.cpp's word for a prompt longer than the context
+            raise HTTPReply(400, f"{self.name}: {exc}") from None
+        finally:
+            llm.on_token = None
         ended = time.perf_counter()
         choice = result["choices"][0]
         usage = result["usage"]
@@ -176,7 +227,58 @@ class LocalServer(ChatServer):
             prompt=(usage["prompt_tokens"] - cached, first - started),
             predicted=(usage["completion_tokens"], last - first),
         )
-        return Reply.json(answer, headers={SERVED_AT_HEADER: f"{served_at:.6f}"})
+        answer["served_at"] = served_at
+        return answer
+
+
+class _Stream:
+    """A streamed answer's pieces of text, handed from the model's worker thread to the HTTP thread."""
+
+    def __init__(self) -> None:
+        self.pieces: queue.SimpleQueue[str | None] = queue.SimpleQueue()
+        """Each piece as it is made; None once the call ended (done or failed)."""
+        self.cancelled = threading.Event()
+        """Set when the reply is over (or its client hung up): generating more is pointless."""
+        self.served_at = 0.0
+        """Unix time the model started serving the call (set before the first piece)."""
+
+
+class _Chunks:
+    """Server-sent ``chat.completion.chunk`` events of one answer (one id and creation time)."""
+
+    def __init__(self, model: str):
+        self.model = model
+        self.id = f"chatcmpl-{time.time_ns():x}"
+        self.created = int(time.time())
+
+    def __call__(
+        self, delta: dict[str, Any] | None, finish_reason: str | None = None, **fields: Any
+    ) -> bytes:
+        choices = [] if delta is None else [{"index": 0, "delta": delta, "finish_reason": finish_reason}]
+        return _event(
+            {
+                "id": self.id,
+                "object": "chat.completion.chunk",
+                "created": self.created,
+                "model": self.model,
+                "choices": choices,
+                **fields,
+            }
+        )
+
+
+def _event(data: dict[str, Any]) -> bytes:
+    return f"data: {json.dumps(data)}\n\n".encode()
+
+
+def _settled(future: Future[dict[str, Any]]) -> dict[str, Any]:
+    """The answer of a finished call, or the HTTP error status its failure stands for."""
+    try:
+        return future.result()
+    except ConfigError as exc:  # the model could not be loaded: no retry can help
+        raise HTTPReply(400, str(exc)) from None
+    except WorkerClosed as exc:
+        raise HTTPReply(503, str(exc)) from None
 
 
 def _timings(

@@ -60,10 +60,14 @@ class ModelWorker(Generic[M]):
 
     def run(self, job: Callable[[M, Wait], T]) -> T:
         """Run ``job`` on the worker thread once the jobs before it are done; wait for its result."""
+        return self.submit(job).result()
+
+    def submit(self, job: Callable[[M, Wait], T]) -> Future[T]:
+        """Queue ``job`` to run on the worker thread once the jobs before it are done."""
         if self.closing.is_set():
             raise WorkerClosed(f"the local model {self._name} is shutting down")
         arrived = time.perf_counter()
-        return self._submit(lambda: self._run(job, arrived)).result()
+        return self._submit(lambda: self._run(job, arrived))
 
     def _submit(self, call: Callable[[], T]) -> Future[T]:
         future: Future[T] = Future()

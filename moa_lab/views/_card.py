@@ -51,8 +51,8 @@ def calls_html(calls: list[Call], colors: dict[str, str]) -> str:
                 f"{esc(sampling or 'default settings')}</span>"
                 + (f" ×{count:,}" if count > 1 else "")
                 + (
-                    ' <span class="moa-cut" title="the answer reached max_tokens (finish_reason '
-                    'length)">cut off</span>'
+                    ' <span class="moa-cut" title="the answer reached its token cap (max_tokens)">'
+                    "cut off</span>"
                     if cut
                     else ""
                 )

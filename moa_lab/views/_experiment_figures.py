@@ -52,26 +52,19 @@ def _table(source: ExperimentResult | pd.DataFrame) -> pd.DataFrame:
     return source.table() if isinstance(source, ExperimentResult) else source
 
 
-def _sampling(agent: Any) -> str:
-    """An agent's settings as ``Call.sampling`` writes a call's: ``T0.7 seed 1 ≤128``."""
-    parts = [f"T{agent.temperature}"] if agent.temperature is not None else []
-    parts += [f"top-p {agent.top_p}"] if agent.top_p is not None else []
-    parts += [f"seed {agent.seed}"] if agent.seed is not None else []
-    parts += [f"≤{agent.max_tokens}"] if agent.max_tokens is not None else []
-    return " ".join(parts)
-
-
 def _settings(source: ExperimentResult | pd.DataFrame) -> dict[str, tuple[str, str, bool]]:
     """Per single-model config: its model, its sampling, and whether its label must show them
     (another single config runs the same model with other settings, as ``singles`` of a Self-MoA
     config makes)."""
-    if not isinstance(source, ExperimentResult):
+    if isinstance(source, ExperimentResult):
+        source = source.table()
+    if "model" not in source or "sampling" not in source:
         return {}
-    agents = {c.name: c.agent for c in source.candidates if c.agent is not None}
-    models = [a.model for a in agents.values()]
+    singles = source[source["model"].fillna("") != ""]
+    models = list(singles["model"])
     return {
-        name: (agent.model, _sampling(agent), models.count(agent.model) > 1)
-        for name, agent in agents.items()
+        name: (row["model"], row["sampling"], models.count(row["model"]) > 1)
+        for name, row in singles.iterrows()
     }
 
 

@@ -24,12 +24,13 @@ import plotly.io as pio
 from plotly.offline import get_plotlyjs
 
 from moa_lab._trace import Trace
+from moa_lab._trace.files import write_atomically
 from moa_lab.views._card import summary_html
 from moa_lab.views._export_data import call_data, inert_json, search_data, tree_calls
 from moa_lab.views._export_page import PAGE_CSS, SCRIPT
 from moa_lab.views._graph import layer_graph
 from moa_lab.views._html import PANEL_CSS, ROOT_CLASS, badge_html, call_badges, call_html
-from moa_lab.views._key import graph_key_html, measures_key_html
+from moa_lab.views._key import keyed, measures_key_html
 from moa_lab.views._levels import layer_html
 from moa_lab.views._reuse import attribution, evolution, reference_reuse
 from moa_lab.views._steps import answer_call, depth_title, depth_word, depths, has_search
@@ -125,7 +126,7 @@ def _figures(trace: Trace) -> tuple[list[str], list[tuple[str, str]]]:
             "moa-graph",
             "Who read whom: an edge means the later call's prompt held the earlier call's answer. "
             'Click a node to show that call below the graph; <a href="#moa-key">key</a>.',
-            graph_key_html(trace, graph, styled=False),
+            keyed(trace, graph, styled=False),
         ),
         '<div id="moa-selected" data-initial="' + esc(first) + '"></div>',
         _figure(
@@ -186,8 +187,9 @@ def to_html(trace: Trace, *, panels: bool | None = None) -> str:
 
 
 def export_html(trace: Trace, path: str | Path, *, panels: bool | None = None) -> Path:
-    """Write the page to ``path`` (parents created) and return the path (``panels``: see to_html)."""
+    """Write the page to ``path`` (parents created) and return the path (``panels``: see to_html).
+
+    Written whole or not at all (a full disk leaves no half page); raises ``OSError``."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(to_html(trace, panels=panels), encoding="utf-8")
+    write_atomically(path, to_html(trace, panels=panels))
     return path

@@ -179,7 +179,8 @@ def node_hover(trace: Trace, node: str, lines: int, notes: GraphNotes) -> str:
     if data.lineage in ("edited", "recomputed"):
         facts.append(f"{data.lineage} in this replay")
     if data.truncated:
-        facts.append("<b>✂ cut off</b> at max_tokens (finish_reason length)")
+        reason = esc_plot(data.finish_reason or "")
+        facts.append(f"<b>✂ cut off</b> at max_tokens (finish_reason {reason})")
     decided = _decision_line(data, notes.decision)
     if decided:
         facts.append(decided)

@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 from moa_lab import _analysis
 from moa_lab._errors import TraceError
-from moa_lab._trace import Call, Trace
+from moa_lab._trace import Call, Trace, cut_off
 from moa_lab.views._provenance import inserted_html, looks, panel_html
 from moa_lab.views._steps import call_states, evaluation
 from moa_lab.views._style import CSS, esc, model_colors
@@ -130,7 +130,7 @@ def badge_list(
         badges.append(("moa-hit", "cache hit"))
     if error:
         badges.append(("moa-err", "error"))
-    if reason == "length":
+    if cut_off(reason):
         badges.append(("moa-warn", "cut off at the token cap"))
     elif reason not in (None, "stop"):
         badges.append(("moa-warn", f"finish: {reason}"))

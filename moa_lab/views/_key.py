@@ -14,11 +14,11 @@ from typing import Any
 
 from moa_lab import _analysis
 from moa_lab._trace import Trace
-from moa_lab.views._graph import NODE_TRACE
+from moa_lab.views._graph import KEY, NODE_TRACE
 from moa_lab.views._html import wrap
 from moa_lab.views._style import esc
 
-__all__ = ["graph_key_html", "measures_key_html"]
+__all__ = ["graph_key_html", "keyed", "measures_key_html"]
 
 _EDGE_NAME = re.compile(r"edges with (\w+) in bin (\d+) of (\d+)")
 _LABELS = {"carried": "carried", "copied": "copied", "bleu": "BLEU", "tfidf": "TF-IDF"}
@@ -85,6 +85,7 @@ def graph_key_html(trace: Trace, figure: Any, *, styled: bool = True) -> str:
         )
     if any(call.role == "aggregator" for call in trace.records()):
         parts.append("<span>◆ the aggregator</span>")
+
     def ringed(name: str) -> int:
         return next((len(d.customdata or ()) for d in figure.data if d.name == name), 0)
 
@@ -97,6 +98,18 @@ def graph_key_html(trace: Trace, figure: Any, *, styled: bool = True) -> str:
     if not parts:
         return ""
     return wrap(f'<div class="moa-key">{" · ".join(parts)}</div>', styled)
+
+
+def keyed(trace: Trace, figure: Any, *, styled: bool = True) -> str:
+    """``graph_key_html`` for a page that shows it beside ``figure``: the figure's own legend entry for
+    size or edge width (one sample each) is hidden where the key says the same, with samples at the
+    sizes and widths drawn. Changes ``figure`` in place; returns the key."""
+    key = graph_key_html(trace, figure, styled=styled)
+    said = {"size": "<b>node size</b>" in key, "edge width": "<b>edge width</b>" in key}
+    for data in figure.data:
+        if data.legendgroup == KEY and said.get(str(data.name).split(":")[0]):
+            data.showlegend = False
+    return key
 
 
 def measures_key_html(*, styled: bool = True) -> str:

@@ -123,6 +123,8 @@ class LiveView(widgets.VBox):
             depths = sorted({x for x in xs})
             self.figure.layout.xaxis.tickvals = depths
             self.figure.layout.xaxis.ticktext = [f"{word} {d}" for d in depths]
+            # room either side for the labels under the first and last columns
+            self.figure.layout.xaxis.range = [depths[0] - 0.6, depths[-1] + 0.6] if depths else None
         self.status.value = (
             f"<div class='moa mathjax_ignore'>running: <b>{len(done)}</b> calls done, "
             f"<b>{len(flying)}</b> in flight</div>"

@@ -61,14 +61,8 @@ class Attempt:
 
     @property
     def summary(self) -> str:
-        """What the attempt changed, in a few words."""
-        labels = []
-        for edit in self.edits:
-            data = edit.to_dict()
-            labels.append(
-                " ".join(str(data[k]) for k in ("node", "role") if k in data) + f" {edit.kind}"
-            )
-        return ", ".join(label.strip().replace("_", " ") for label in labels) or "no edits"
+        """What the attempt is: ``replay of <run>: <edit>`` with template texts quoted (clipped)."""
+        return describe_replay(self.trace.graph.graph) or "no edits"
 
 
 def _node_texts(trace: Trace, config: RunSettings, node: str) -> dict[str, str]:

@@ -77,10 +77,12 @@ def _note(call: Call) -> str:
         kept = sum(1 for s in states if s.get("kept"))
         chosen = "[chosen] " if notes.get("chosen") else ""
         return f"{flags}{chosen}{len(states)} states, {kept} kept"
-    if call.role == "evaluator" and "value" in notes:
-        shared = len(notes.get("states") or [])
+    value = notes.get("value")
+    # An imported or crafted file may hold anything here: a note is written only from a number.
+    if call.role == "evaluator" and isinstance(value, (int, float)) and not isinstance(value, bool):
+        shared = len(states) if isinstance(states, list) else 0
         also = f" for {shared} states" if shared > 1 else ""
-        return f"{flags}value {notes['value']:.3g}{also}: {clip(call.response or '', 30)}"
+        return f"{flags}value {value:.3g}{also}: {clip(call.response or '', 30)}"
     return flags + clip(call.response or "", 50)
 
 

@@ -14,7 +14,7 @@ from typing import Any
 import plotly.graph_objects as go
 
 from moa_lab._trace import Trace
-from moa_lab.views._layout import by_layer, depth_word, layout
+from moa_lab.views._layout import LEGEND_BELOW, by_layer, depth_word, layout
 from moa_lab.views._style import ERROR_COLOR, HIT_COLOR, clip, esc_plot, model_colors
 
 __all__ = ["timeline"]
@@ -154,12 +154,13 @@ def timeline(trace: Trace) -> go.Figure:
         note = "✕ hatched: recorded by an older moa_lab, so waiting and serving are not told apart"
     else:
         note = f"{serving:.2f} s serving and {waiting:.2f} s waiting in all"
+    height = int(min(max(280, 22 * len(nodes) + 170), 1400))
     return layout(
         figure,
         f"Timeline · wall {wall:.2f} s<br><span style='font-size:12px;color:#6b7280'>{note}; "
         f"outlined: the call that ended its {word}</span>",
         barmode="overlay",
-        height=int(min(max(280, 22 * len(nodes) + 170), 1400)),
+        height=height,
         xaxis={"title": {"text": "seconds since the run started"}, "rangemode": "tozero"},
         yaxis={
             "autorange": "reversed",
@@ -167,7 +168,8 @@ def timeline(trace: Trace) -> go.Figure:
             "categoryarray": [labels[n] for n in nodes],
             "tickfont": {"size": 10},
         },
-        legend={"orientation": "h", "yanchor": "top", "y": -0.12, "xanchor": "left", "x": 0},
+        # below the axis title whatever the height: 50 px under the plot area, in its own units
+        legend=LEGEND_BELOW | {"y": -50 / (height - 75 - 90)},
         margin={"t": 75, "b": 90},
         bargap=0.25,
         showlegend=True,

@@ -25,7 +25,7 @@ from moa_lab._trace import Trace
 from moa_lab.views._card import summary_html
 from moa_lab.views._graph import NODE_TRACE, SELECTED_TRACE, layer_graph
 from moa_lab.views._html import call_html, check_node
-from moa_lab.views._key import graph_key_html
+from moa_lab.views._key import keyed
 from moa_lab.views._levels import layer_html
 from moa_lab.views._reuse import attribution, evolution
 from moa_lab.views._search import Match, search_calls
@@ -131,7 +131,7 @@ class TraceExplorer(widgets.VBox):
         for data in self.figure.data:
             if data.meta == NODE_TRACE:
                 data.on_click(self._on_click)
-        self.key = widgets.HTML(graph_key_html(trace, self.figure))
+        self.key = widgets.HTML(keyed(trace, self.figure))
         self.search_box = widgets.Text(
             placeholder="Find a call by its text: answers, prompts, states, errors",
             layout=widgets.Layout(width="60%"),
