@@ -329,11 +329,14 @@ class RunState:
             # a run that finished shows a full bar (green in a notebook), not a failed one.
             self.bar.total = self.bar.n
             self.bar.refresh()
-        if self.trace_path is not None and self.trace.path is not None:
+        # A call still in flight when a run fails (a hook or a strategy raised; in a notebook the loop
+        # goes on) must not append its journal line to the finished file.
+        path, self.trace_path = self.trace_path, None
+        if path is not None and self.trace.path is not None:
             try:
-                self.trace.save(self.trace_path)
+                self.trace.save(path)
             except OSError as exc:
-                self.trace.unsaved = _unsaved(self.trace, self.trace_path, exc)
+                self.trace.unsaved = _unsaved(self.trace, path, exc)
         await self.close()
 
     async def close(self) -> None:
