@@ -55,15 +55,20 @@ def local_preset() -> MoAConfig:
     aggregator = Agent(
         model=model, base_url=base_url, temperature=0.3, seed=0, max_tokens=AGGREGATOR_MAX_TOKENS
     )
+    return _lite(proposers, aggregator, BRIEF_AGGREGATOR_TEMPLATE)
+
+
+def _lite(proposers: list[Agent], aggregator: Agent, template: str) -> MoAConfig:
+    """MoA-Lite (2 layers) of local agents: free, patient, retried once."""
     return MoAConfig(
         proposers=proposers,
         aggregator=aggregator,
         layers=2,
-        aggregator_template=BRIEF_AGGREGATOR_TEMPLATE,
+        aggregator_template=template,
         # Local calls queue behind each other, so a call's HTTP wait includes the calls before it.
         timeout=900.0,
         max_retries=1,
-        prices={model: Price(input=0, output=0)},
+        prices={agent.model: Price(input=0, output=0) for agent in [*proposers, aggregator]},
     )
 
 
@@ -101,12 +106,4 @@ def local_mix_preset() -> MoAConfig:
         seed=0,
         max_tokens=AGGREGATOR_MAX_TOKENS,
     )
-    return MoAConfig(
-        proposers=proposers,
-        aggregator=aggregator,
-        layers=2,
-        aggregator_template=AGGREGATE_AND_SYNTHESIZE,
-        timeout=900.0,
-        max_retries=1,
-        prices={agent.model: Price(input=0, output=0) for agent in [*proposers, aggregator]},
-    )
+    return _lite(proposers, aggregator, AGGREGATE_AND_SYNTHESIZE)
