@@ -1,7 +1,7 @@
 """Figures of an experiment: quality against cost with the Pareto front, per-config bars, ablations.
 
 Every figure is a pure function of an experiment's per-config table (``result.table()``, or the
-``ExperimentResult`` itself, whose configs then also give each single model's sampling settings)
+``ExperimentResult`` itself; the table's ``model`` and ``sampling`` columns tell single models apart)
 returning a ``plotly.graph_objects.Figure``. Points that would sit on each other share one label, and
 labels are never clipped by the plot's edge.
 
@@ -52,15 +52,13 @@ def _table(source: ExperimentResult | pd.DataFrame) -> pd.DataFrame:
     return source.table() if isinstance(source, ExperimentResult) else source
 
 
-def _settings(source: ExperimentResult | pd.DataFrame) -> dict[str, tuple[str, str, bool]]:
-    """Per single-model config: its model, its sampling, and whether its label must show them
-    (another single config runs the same model with other settings, as ``singles`` of a Self-MoA
+def _settings(table: pd.DataFrame) -> dict[str, tuple[str, str, bool]]:
+    """Per single-model config of ``table``: its model, its sampling, and whether its label must show
+    them (another single config runs the same model with other settings, as ``singles`` of a Self-MoA
     config makes)."""
-    if isinstance(source, ExperimentResult):
-        source = source.table()
-    if "model" not in source or "sampling" not in source:
+    if "model" not in table or "sampling" not in table:
         return {}
-    singles = source[source["model"].fillna("") != ""]
+    singles = table[table["model"].fillna("") != ""]
     models = list(singles["model"])
     return {
         name: (row["model"], row["sampling"], models.count(row["model"]) > 1)
@@ -176,7 +174,7 @@ def pareto_figure(
         hint = " (no prices are known for these models; use x='tokens')" if x == "cost" else ""
         raise ConfigError(f"the experiment table has no {x} values{hint}")
     quality = _quality(table, quality)
-    settings = _settings(source)
+    settings = _settings(table)
     rows = table[table[x].notna() & table[quality].notna()]
     front = set(pareto_front(list(rows[x]), list(rows[quality])))
     xs, ys = rows[x].tolist(), rows[quality].tolist()
@@ -226,7 +224,7 @@ def bars_figure(source: ExperimentResult | pd.DataFrame, *, metric: str | None =
     metric = _quality(table, metric) if metric in (None, "accuracy", "win_rate") else metric
     if not _has(table, metric):
         raise ConfigError(f"the experiment table has no {metric!r} values to plot")
-    settings = _settings(source)
+    settings = _settings(table)
     rows = table[table[metric].notna()]
     colors = [PALETTE[1] if layers == 1 else PALETTE[0] for layers in rows["layers"]]
     figure = go.Figure(
